@@ -1,0 +1,669 @@
+//! Config: `<cfg>/config.yml` plus drop-ins `<cfg>/apps.d/*.yml` (API.md §6,
+//! docs/api.md §6).
+//!
+//! Parsing uses `serde-saphyr` (line/column in every syntax or type error) with
+//! `serde_ignored` to turn unknown keys into warnings. Semantic checks (name pattern,
+//! duplicates, enumerations, minimums) are done here and carry the location of the
+//! offending value through `serde_saphyr::Spanned`.
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+/// The commented default `config.yml` written on first start, and the config a
+/// fresh daemon runs on (it registers no apps).
+pub const DEFAULT_CONFIG: &str = include_str!("default_config.yml");
+
+/// Default `api_port` (API.md §1).
+pub const DEFAULT_PORT: u16 = 9876;
+/// Minimum and default size of the event ring buffer (API.md §5).
+pub const MIN_EVENT_BUFFER: usize = 10_000;
+
+/// Whether control routes need the bearer token (API.md §3 guard 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// `Authorization: Bearer <token>` required on control routes (the default).
+    Token,
+    /// Guard 4 is off: anything that passes guards 1-3 may call every route.
+    None,
+}
+
+/// Daemon-wide settings: the top-level keys of `config.yml` other than `apps`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Port to bind on 127.0.0.1; `0` = any free port. Default 9876.
+    pub api_port: u16,
+    /// `error|warn|info|debug|trace`, default `info`.
+    pub log_level: log::LevelFilter,
+    /// Guard 4 mode, default [`AuthMode::Token`].
+    pub auth: AuthMode,
+    /// Extra `Host` names accepted by guard 2 (e.g. a tunnel's hostname), lowercase.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins accepted by guard 3 (exact match), default none.
+    pub allowed_origins: Vec<String>,
+    /// Events kept in the ring buffer for `GET /events` and SSE resume (≥ 10,000).
+    pub event_buffer: usize,
+    /// Interval of the SSE `: keep-alive` comment, milliseconds (≥ 100).
+    pub sse_heartbeat_ms: u64,
+    /// Concurrent SSE streams before `503 unavailable` (≥ 1).
+    pub sse_max_streams: usize,
+    /// Events queued per SSE client before it is sent `stream.lagged` (≥ 1).
+    pub sse_queue_capacity: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            api_port: DEFAULT_PORT,
+            log_level: log::LevelFilter::Info,
+            auth: AuthMode::Token,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            event_buffer: MIN_EVENT_BUFFER,
+            sse_heartbeat_ms: 15_000,
+            sse_max_streams: 64,
+            sse_queue_capacity: 1024,
+        }
+    }
+}
+
+/// One registered app (API.md §4 `App`, minus its runtime state).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppSpec {
+    /// `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`.
+    pub name: String,
+    /// Shell command line, run by `/bin/sh -c`.
+    pub command: String,
+    /// Free text for front-ends.
+    pub description: Option<String>,
+    /// `native`, `wsl` or `wsl:<distro>`.
+    pub environment: String,
+    /// Hotkey chord, kept for hotkey front-ends.
+    pub chord: Option<String>,
+    /// Readiness probe: polled every 500 ms after launch; exit 0 = ready.
+    pub ready_cmd: Option<String>,
+    /// How long the readiness probe may keep failing, milliseconds (default 5000).
+    pub ready_timeout_ms: u64,
+    /// `true`: the daemon does not track the process (it still reaps it).
+    pub detached: bool,
+    /// Working directory (`~` expanded at launch).
+    pub cwd: Option<String>,
+    /// Extra environment for the command. Not exposed by the API (may hold secrets).
+    #[serde(skip)]
+    pub env: BTreeMap<String, String>,
+    /// Grace between SIGTERM and SIGKILL on stop, milliseconds (default 5000).
+    pub stop_timeout_ms: u64,
+    /// Where the entry came from, relative to `<cfg>`: `config.yml` or `apps.d/x.yml`.
+    pub source: String,
+}
+
+/// A loaded, validated config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Top-level settings.
+    pub settings: Settings,
+    /// Registered apps by name (sorted).
+    pub apps: BTreeMap<String, AppSpec>,
+    /// Human-readable warnings (unknown keys, skipped drop-ins, shadowed names).
+    pub warnings: Vec<String>,
+    /// Hash of every file read (names and bytes): equal fingerprints mean nothing
+    /// changed on disk, so the watcher can skip a reload.
+    pub fingerprint: u64,
+}
+
+impl Config {
+    /// The config the daemon runs on when `config.yml` is the embedded default.
+    pub fn embedded_default() -> Config {
+        let mut cfg = Config {
+            settings: Settings::default(),
+            apps: BTreeMap::new(),
+            warnings: Vec::new(),
+            fingerprint: 0,
+        };
+        if let Ok(parsed) = parse_main(DEFAULT_CONFIG, Path::new("config.yml")) {
+            cfg.settings = parsed.0;
+        }
+        cfg
+    }
+}
+
+/// One validation problem, pointing at a file position (1-based line and column;
+/// 0 when unknown).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// Full path of the offending file.
+    pub file: String,
+    /// 1-based line, 0 if unknown.
+    pub line: u64,
+    /// 1-based column, 0 if unknown.
+    pub column: u64,
+    /// Lowercase message naming the offending key or value.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.column, self.message
+            )
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
+    }
+}
+
+/// Errors of the config layer.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// `config.yml` is invalid; every problem found, with positions.
+    Invalid(Vec<Diagnostic>),
+    /// A file or directory could not be read.
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Invalid(d) => {
+                write!(f, "invalid config:")?;
+                for x in d {
+                    write!(f, "\n  {x}")?;
+                }
+                Ok(())
+            }
+            ConfigError::Io { path, source } => {
+                write!(f, "cannot read {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// The diagnostics of an invalid config (for I/O errors, one diagnostic
+    /// naming the path).
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        match self {
+            ConfigError::Invalid(d) => d.clone(),
+            ConfigError::Io { path, source } => vec![Diagnostic {
+                file: path.display().to_string(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read: {source}"),
+            }],
+        }
+    }
+}
+
+// ---------------------------------------------------------------- raw schema
+
+#[derive(Deserialize)]
+struct RawConfig {
+    api_port: Option<Spanned<u16>>,
+    log_level: Option<Spanned<String>>,
+    auth: Option<Spanned<String>>,
+    allowed_hosts: Option<Vec<String>>,
+    allowed_origins: Option<Vec<String>>,
+    event_buffer: Option<Spanned<usize>>,
+    sse_heartbeat_ms: Option<Spanned<u64>>,
+    sse_max_streams: Option<Spanned<usize>>,
+    sse_queue_capacity: Option<Spanned<usize>>,
+    apps: Option<Vec<Spanned<RawApp>>>,
+}
+
+#[derive(Deserialize)]
+struct RawApp {
+    name: Spanned<String>,
+    command: Spanned<String>,
+    description: Option<String>,
+    environment: Option<Spanned<String>>,
+    chord: Option<String>,
+    ready_cmd: Option<String>,
+    ready_timeout_ms: Option<Spanned<u64>>,
+    detached: Option<bool>,
+    cwd: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+    stop_timeout_ms: Option<Spanned<u64>>,
+}
+
+fn diag_at<T>(file: &Path, s: &Spanned<T>, message: String) -> Diagnostic {
+    Diagnostic {
+        file: file.display().to_string(),
+        line: s.referenced.line(),
+        column: s.referenced.column(),
+        message,
+    }
+}
+
+/// Turn a serde-saphyr error into a diagnostic: its message without the
+/// trailing " at line L, column C", and the position as numbers.
+fn diag_from_yaml(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
+    let full = e.to_string();
+    let message = match full.rfind(" at line ") {
+        Some(i) => full[..i].to_string(),
+        None => full,
+    };
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    Diagnostic {
+        file: file.display().to_string(),
+        line,
+        column,
+        message: message.replace('`', "'"),
+    }
+}
+
+/// Clean a `serde_ignored` path of serde-saphyr's span markers:
+/// `apps.0.?.value.chord_x` → `apps[0].chord_x`.
+fn clean_ignored_path(p: &str) -> Option<String> {
+    if p.contains("__serde_saphyr_private_spanned") {
+        return None;
+    }
+    let mut out = String::new();
+    for seg in p.split('.') {
+        if seg == "?" || seg == "value" && !out.is_empty() {
+            continue;
+        }
+        if seg.chars().all(|c| c.is_ascii_digit()) && !out.is_empty() {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(seg);
+        }
+    }
+    Some(out)
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    let mut o = serde_saphyr::Options::default();
+    o.with_snippet = false;
+    o
+}
+
+/// Deserialize `text` into `T`, collecting unknown keys into `unknown`.
+fn parse_with_unknown<T: serde::de::DeserializeOwned>(
+    text: &str,
+    unknown: &mut Vec<String>,
+) -> Result<T, serde_saphyr::Error> {
+    serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
+        serde_ignored::deserialize(de, |p| {
+            if let Some(c) = clean_ignored_path(&p.to_string()) {
+                unknown.push(c)
+            }
+        })
+    })
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$` (API.md §6).
+pub fn valid_app_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// Validate one raw app entry; returns the spec or the problems found.
+fn validate_app(raw: RawApp, file: &Path, source: &str) -> Result<AppSpec, Vec<Diagnostic>> {
+    let mut errs = Vec::new();
+    if !valid_app_name(&raw.name.value) {
+        errs.push(diag_at(
+            file,
+            &raw.name,
+            format!(
+                "invalid app name '{}': must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}$",
+                raw.name.value
+            ),
+        ));
+    }
+    if raw.command.value.trim().is_empty() {
+        errs.push(diag_at(
+            file,
+            &raw.command,
+            format!("app '{}': command must not be empty", raw.name.value),
+        ));
+    }
+    let environment = match &raw.environment {
+        None => "native".to_string(),
+        Some(e) => {
+            let v = e.value.trim();
+            let ok = v == "native"
+                || v == "wsl"
+                || v.strip_prefix("wsl:").is_some_and(|d| !d.is_empty());
+            if !ok {
+                errs.push(diag_at(
+                    file,
+                    e,
+                    format!(
+                        "app '{}': invalid environment '{}': expected native, wsl or wsl:<distro>",
+                        raw.name.value, e.value
+                    ),
+                ));
+            }
+            v.to_string()
+        }
+    };
+    let ready_timeout_ms = match &raw.ready_timeout_ms {
+        Some(t) if t.value == 0 => {
+            errs.push(diag_at(
+                file,
+                t,
+                format!("app '{}': ready_timeout_ms must be > 0", raw.name.value),
+            ));
+            5000
+        }
+        Some(t) => t.value,
+        None => 5000,
+    };
+    let stop_timeout_ms = raw
+        .stop_timeout_ms
+        .as_ref()
+        .map(|t| t.value)
+        .unwrap_or(5000);
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    Ok(AppSpec {
+        name: raw.name.value,
+        command: raw.command.value,
+        description: raw.description,
+        environment,
+        chord: raw.chord,
+        ready_cmd: raw.ready_cmd.filter(|c| !c.trim().is_empty()),
+        ready_timeout_ms,
+        detached: raw.detached.unwrap_or(false),
+        cwd: raw.cwd,
+        env: raw.env.unwrap_or_default(),
+        stop_timeout_ms,
+        source: source.to_string(),
+    })
+}
+
+type MainParse = (Settings, Vec<AppSpec>, Vec<String>);
+
+/// Parse and validate the text of `config.yml`. `file` is used in messages.
+fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
+    let mut unknown = Vec::new();
+    let raw: RawConfig = match parse_with_unknown(text, &mut unknown) {
+        Ok(r) => r,
+        Err(e) => return Err(vec![diag_from_yaml(file, &e)]),
+    };
+    let mut errs = Vec::new();
+    let mut s = Settings::default();
+    if let Some(p) = raw.api_port {
+        s.api_port = p.value;
+    }
+    if let Some(l) = &raw.log_level {
+        match crate::logging::parse_level(&l.value) {
+            Some(v) => s.log_level = v,
+            None => errs.push(diag_at(
+                file,
+                l,
+                format!(
+                    "invalid log_level '{}': expected error, warn, info, debug or trace",
+                    l.value
+                ),
+            )),
+        }
+    }
+    if let Some(a) = &raw.auth {
+        match a.value.as_str() {
+            "token" => s.auth = AuthMode::Token,
+            "none" => s.auth = AuthMode::None,
+            other => errs.push(diag_at(
+                file,
+                a,
+                format!("invalid auth '{other}': expected token or none"),
+            )),
+        }
+    }
+    s.allowed_hosts = raw
+        .allowed_hosts
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    s.allowed_origins = raw
+        .allowed_origins
+        .unwrap_or_default()
+        .into_iter()
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if let Some(b) = &raw.event_buffer {
+        if b.value < MIN_EVENT_BUFFER {
+            errs.push(diag_at(
+                file,
+                b,
+                format!("event_buffer must be at least {MIN_EVENT_BUFFER}"),
+            ));
+        } else {
+            s.event_buffer = b.value;
+        }
+    }
+    if let Some(h) = &raw.sse_heartbeat_ms {
+        if h.value < 100 {
+            errs.push(diag_at(
+                file,
+                h,
+                "sse_heartbeat_ms must be at least 100".into(),
+            ));
+        } else {
+            s.sse_heartbeat_ms = h.value;
+        }
+    }
+    if let Some(m) = &raw.sse_max_streams {
+        if m.value == 0 {
+            errs.push(diag_at(
+                file,
+                m,
+                "sse_max_streams must be at least 1".into(),
+            ));
+        } else {
+            s.sse_max_streams = m.value;
+        }
+    }
+    if let Some(q) = &raw.sse_queue_capacity {
+        if q.value == 0 {
+            errs.push(diag_at(
+                file,
+                q,
+                "sse_queue_capacity must be at least 1".into(),
+            ));
+        } else {
+            s.sse_queue_capacity = q.value;
+        }
+    }
+    let mut apps: Vec<AppSpec> = Vec::new();
+    let mut seen: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for entry in raw.apps.unwrap_or_default() {
+        let at = (entry.referenced.line(), entry.referenced.column());
+        let name_span = (
+            entry.value.name.referenced.line(),
+            entry.value.name.referenced.column(),
+        );
+        match validate_app(entry.value, file, "config.yml") {
+            Ok(app) => {
+                if let Some((l, _)) = seen.get(&app.name) {
+                    errs.push(Diagnostic {
+                        file: file.display().to_string(),
+                        line: name_span.0,
+                        column: name_span.1,
+                        message: format!("duplicate app name '{}' (first at line {l})", app.name),
+                    });
+                } else {
+                    seen.insert(app.name.clone(), at);
+                    apps.push(app);
+                }
+            }
+            Err(mut e) => errs.append(&mut e),
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let warnings = unknown
+        .into_iter()
+        .map(|k| format!("{}: unknown key '{k}' ignored", file.display()))
+        .collect();
+    Ok((s, apps, warnings))
+}
+
+/// Parse and validate one drop-in manifest (a flat app entry).
+fn parse_dropin(
+    text: &str,
+    file: &Path,
+    source: &str,
+) -> Result<(AppSpec, Vec<String>), Vec<Diagnostic>> {
+    let mut unknown = Vec::new();
+    let raw: RawApp = match parse_with_unknown(text, &mut unknown) {
+        Ok(r) => r,
+        Err(e) => return Err(vec![diag_from_yaml(file, &e)]),
+    };
+    let app = validate_app(raw, file, source)?;
+    let warnings = unknown
+        .into_iter()
+        .map(|k| format!("{}: unknown key '{k}' ignored", file.display()))
+        .collect();
+    Ok((app, warnings))
+}
+
+/// Is `name` a drop-in manifest (not hidden, not an editor temporary)?
+pub fn is_dropin_name(name: &str) -> bool {
+    !name.starts_with('.')
+        && !name.starts_with('#')
+        && !name.ends_with('~')
+        && (name.ends_with(".yml") || name.ends_with(".yaml"))
+}
+
+/// Load `<dir>/config.yml` and `<dir>/apps.d/*.yml` and merge them (API.md §6).
+///
+/// A missing `config.yml` is the embedded default; a missing `apps.d/` is empty.
+///
+/// Errors: [`ConfigError::Invalid`] when `config.yml` has syntax, type or semantic
+/// errors (all of them, with positions); [`ConfigError::Io`] when a file exists but
+/// cannot be read. A broken drop-in is never an error: it is skipped with a warning.
+pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let main_path = dir.join("config.yml");
+    let text = match std::fs::read_to_string(&main_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_CONFIG.to_string(),
+        Err(e) => {
+            return Err(ConfigError::Io {
+                path: main_path,
+                source: e,
+            });
+        }
+    };
+    text.hash(&mut hasher);
+    let (settings, main_apps, mut warnings) =
+        parse_main(&text, &main_path).map_err(ConfigError::Invalid)?;
+
+    // Drop-ins, in name order so warnings are stable.
+    let apps_dir = dir.join("apps.d");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&apps_dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_str().is_some_and(is_dropin_name))
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    files.sort();
+    let mut dropins: BTreeMap<String, Vec<AppSpec>> = BTreeMap::new();
+    for f in &files {
+        let fname = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let source = format!("apps.d/{fname}");
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => {
+                warnings.push(format!("{}: cannot read: {e}; skipped", f.display()));
+                continue;
+            }
+        };
+        fname.hash(&mut hasher);
+        text.hash(&mut hasher);
+        match parse_dropin(&text, f, &source) {
+            Ok((app, mut w)) => {
+                warnings.append(&mut w);
+                dropins.entry(app.name.clone()).or_default().push(app);
+            }
+            Err(diags) => {
+                for d in diags {
+                    warnings.push(format!("{d}; drop-in skipped"));
+                }
+            }
+        }
+    }
+
+    let mut apps: BTreeMap<String, AppSpec> = BTreeMap::new();
+    for a in main_apps {
+        apps.insert(a.name.clone(), a);
+    }
+    for (name, mut list) in dropins {
+        if list.len() > 1 {
+            let srcs: Vec<String> = list.iter().map(|a| a.source.clone()).collect();
+            warnings.push(format!(
+                "app '{name}' is defined by several drop-ins ({}): all of them rejected",
+                srcs.join(", ")
+            ));
+            continue;
+        }
+        let Some(app) = list.pop() else { continue };
+        if apps.contains_key(&name) {
+            warnings.push(format!(
+                "app '{name}' in {} is shadowed by config.yml",
+                app.source
+            ));
+            continue;
+        }
+        apps.insert(name, app);
+    }
+    Ok(Config {
+        settings,
+        apps,
+        warnings,
+        fingerprint: hasher.finish(),
+    })
+}
+
+/// Write the commented default `config.yml` (and create `apps.d/`) if `config.yml`
+/// does not exist yet. Returns `true` when the file was written.
+///
+/// Errors: I/O errors creating the directory or writing the file.
+pub fn write_default_if_missing(dir: &Path) -> std::io::Result<bool> {
+    crate::fsutil::create_private_dir(&dir.join("apps.d"))?;
+    let path = dir.join("config.yml");
+    if path.exists() {
+        return Ok(false);
+    }
+    crate::fsutil::write_atomic(&path, DEFAULT_CONFIG.as_bytes(), 0o644)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,146 @@
+//! The HTTP layer (API.md §2-§5): tiny_http server, request guards, router, SSE,
+//! and the route handlers. Only this module knows about HTTP; it alone maps the
+//! other layers' errors to a status and the JSON error body of API.md §2.
+
+pub mod guards;
+pub mod router;
+pub mod routes;
+pub mod server;
+pub mod sse;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// Largest accepted request body, bytes (API.md §3 guard 5).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// An HTTP error: status, stable `code`, human message, optional details and
+/// extra headers (`Allow`, `WWW-Authenticate`, `Retry-After`).
+#[derive(Debug, Clone)]
+pub struct HttpError {
+    /// HTTP status code.
+    pub status: u16,
+    /// One of the codes of API.md §2 / docs/api.md.
+    pub code: &'static str,
+    /// Lowercase human message naming the offending value.
+    pub message: String,
+    /// Structured extras (config diagnostics, JSON error position).
+    pub details: Option<Value>,
+    /// Extra response headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl HttpError {
+    /// A new error without details or headers.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        HttpError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+            headers: Vec::new(),
+        }
+    }
+    /// `400 bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "bad_request", message)
+    }
+    /// `404 not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, "not_found", message)
+    }
+    /// `500 internal`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "internal", message)
+    }
+    /// `503 unavailable`.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "unavailable", message)
+    }
+    /// Attach structured details.
+    pub fn with_details(mut self, d: Value) -> Self {
+        self.details = Some(d);
+        self
+    }
+    /// Attach a response header.
+    pub fn with_header(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.headers.push((k.to_string(), v.into()));
+        self
+    }
+    /// The response for this error: `{"error","code"[,"details"]}`.
+    pub fn into_resp(self) -> Resp {
+        let mut body = json!({"error": self.message, "code": self.code});
+        if let Some(d) = self.details {
+            body["details"] = d;
+        }
+        let mut r = Resp::json(self.status, &body);
+        r.headers.extend(self.headers);
+        r
+    }
+}
+
+/// A complete (non-streaming) response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// HTTP status code.
+    pub status: u16,
+    /// `Content-Type` value.
+    pub content_type: &'static str,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Resp {
+    /// A JSON response. Serialization of our own types cannot fail; if it ever
+    /// did, the answer is a 500 rather than a panic.
+    pub fn json<T: Serialize>(status: u16, v: &T) -> Resp {
+        match serde_json::to_vec(v) {
+            Ok(body) => Resp {
+                status,
+                content_type: "application/json",
+                body,
+                headers: Vec::new(),
+            },
+            Err(e) => Resp {
+                status: 500,
+                content_type: "application/json",
+                body: format!(r#"{{"error":"cannot serialize response: {e}","code":"internal"}}"#)
+                    .into_bytes(),
+                headers: Vec::new(),
+            },
+        }
+    }
+    /// A `text/plain` response.
+    pub fn text(status: u16, body: Vec<u8>) -> Resp {
+        Resp {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body,
+            headers: Vec::new(),
+        }
+    }
+    /// Add a header.
+    pub fn with_header(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.headers.push((k.to_string(), v.into()));
+        self
+    }
+}
+
+/// What a handler produces.
+pub enum Reply {
+    /// A complete response.
+    Resp(Resp),
+    /// Take over the connection and stream Server-Sent Events on a dedicated thread.
+    Stream(Box<dyn FnOnce(Box<dyn std::io::Write + Send>) + Send>),
+}
+
+impl From<Resp> for Reply {
+    fn from(r: Resp) -> Self {
+        Reply::Resp(r)
+    }
+}
+
+/// Handler result.
+pub type HResult = Result<Reply, HttpError>;

@@ -1,0 +1,166 @@
+//! The route table (API.md §4, §7, §8) and path matching. Every route is served at
+//! `/X` and at `/api/X`.
+
+/// Who may call a route (API.md §3 guard 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// The orchestratr v1 app protocol: guards 1-3 only.
+    Open,
+    /// Needs `Authorization: Bearer <token>`.
+    Token,
+    /// Needs the token, also accepted as `?token=` (SSE: EventSource cannot send headers).
+    TokenOrQuery,
+}
+
+/// Every route the daemon serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteId {
+    /// `GET /health`
+    Health,
+    /// `GET /apps`
+    ListApps,
+    /// `GET /apps/{name}`
+    GetApp,
+    /// `GET /apps/{name}/state`
+    AppState,
+    /// `POST /apps/{name}/launched`
+    AppLaunched,
+    /// `POST /apps/{name}/ready`
+    AppReady,
+    /// `POST /apps/{name}/stopped`
+    AppStopped,
+    /// `POST /apps/{name}/launch`
+    LaunchApp,
+    /// `POST /apps/{name}/stop`
+    StopApp,
+    /// `POST /apps/{name}/message`
+    AppMessage,
+    /// `POST /reload`
+    Reload,
+    /// `POST /events`
+    PublishEvent,
+    /// `GET /events`
+    ListEvents,
+    /// `GET /events/stream`
+    EventStream,
+    /// `POST /shutdown`
+    Shutdown,
+}
+
+/// `(method, pattern, route, auth)`; `{}` matches one path segment.
+const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
+    ("GET", "/health", RouteId::Health, Auth::Open),
+    ("GET", "/apps", RouteId::ListApps, Auth::Open),
+    ("GET", "/apps/{}", RouteId::GetApp, Auth::Open),
+    ("GET", "/apps/{}/state", RouteId::AppState, Auth::Open),
+    (
+        "POST",
+        "/apps/{}/launched",
+        RouteId::AppLaunched,
+        Auth::Open,
+    ),
+    ("POST", "/apps/{}/ready", RouteId::AppReady, Auth::Open),
+    ("POST", "/apps/{}/stopped", RouteId::AppStopped, Auth::Open),
+    ("POST", "/apps/{}/launch", RouteId::LaunchApp, Auth::Token),
+    ("POST", "/apps/{}/stop", RouteId::StopApp, Auth::Token),
+    ("POST", "/apps/{}/message", RouteId::AppMessage, Auth::Open),
+    ("POST", "/reload", RouteId::Reload, Auth::Open),
+    ("POST", "/events", RouteId::PublishEvent, Auth::Open),
+    ("GET", "/events", RouteId::ListEvents, Auth::Open),
+    ("GET", "/events/stream", RouteId::EventStream, Auth::Open),
+    ("POST", "/shutdown", RouteId::Shutdown, Auth::Token),
+];
+
+/// Result of matching a request line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RouteMatch {
+    /// A route: its id, auth class and the `{}` segments in order.
+    Found(RouteId, Auth, Vec<String>),
+    /// The path exists but not for this method; the `Allow` header value.
+    MethodNotAllowed(String),
+    /// No such path.
+    NotFound,
+}
+
+/// Strip the optional `/api` prefix and the query string.
+pub fn normalize_path(url: &str) -> &str {
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    match path.strip_prefix("/api") {
+        Some(rest) if rest.starts_with('/') => rest,
+        Some("") => "/",
+        _ => path,
+    }
+}
+
+fn match_pattern(pattern: &str, segs: &[&str]) -> Option<Vec<String>> {
+    let pat: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    if pat.len() != segs.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (p, s) in pat.iter().zip(segs) {
+        if *p == "{}" {
+            if s.is_empty() {
+                return None;
+            }
+            params.push((*s).to_string());
+        } else if p != s {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+/// Match `method` and the request target `url` (with or without `/api`, query ignored).
+/// `HEAD` is not served. A trailing slash is ignored.
+pub fn route(method: &str, url: &str) -> RouteMatch {
+    let path = normalize_path(url);
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut allowed: Vec<&str> = Vec::new();
+    for (m, pattern, id, auth) in ROUTES {
+        if let Some(params) = match_pattern(pattern, &segs) {
+            if *m == method {
+                return RouteMatch::Found(*id, *auth, params);
+            }
+            if !allowed.contains(m) {
+                allowed.push(m);
+            }
+        }
+    }
+    if allowed.is_empty() {
+        RouteMatch::NotFound
+    } else {
+        RouteMatch::MethodNotAllowed(allowed.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_prefix_and_query_are_ignored() {
+        assert_eq!(normalize_path("/api/health?x=1"), "/health");
+        assert_eq!(normalize_path("/apiary"), "/apiary");
+        assert!(
+            matches!(route("GET", "/api/apps/x/state"), RouteMatch::Found(RouteId::AppState, Auth::Open, p) if p == vec!["x"])
+        );
+        assert!(matches!(
+            route("GET", "/apps/"),
+            RouteMatch::Found(RouteId::ListApps, ..)
+        ));
+    }
+
+    #[test]
+    fn wrong_method_lists_allowed() {
+        assert_eq!(
+            route("DELETE", "/events"),
+            RouteMatch::MethodNotAllowed("POST, GET".into())
+        );
+        assert_eq!(route("GET", "/nope"), RouteMatch::NotFound);
+        assert_eq!(
+            route("GET", "/apps/x/launch"),
+            RouteMatch::MethodNotAllowed("POST".into())
+        );
+    }
+}

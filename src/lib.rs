@@ -1,0 +1,23 @@
+//! orchestratr — a small, fast, per-user orchestration daemon and its own CLI client.
+//!
+//! The binary (`src/main.rs`) is a thin wrapper around [`cli::main`]. The daemon is
+//! [`daemon::run`], a library function so tests can boot it in-process. See
+//! `ARCHITECTURE.md` for the code map and invariants, `docs/api.md` for the HTTP
+//! contract as built.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod events;
+pub mod fsutil;
+pub mod http;
+pub mod logging;
+pub mod paths;
+pub mod registry;
+pub mod time;
+pub mod tracker;
+pub mod watcher;
+
+/// The daemon's version, reported by `GET /health` (`Cargo.toml` `version`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,670 @@
+//! The registry actor: owns the loaded config (apps and settings) and every app's
+//! lifecycle state (API.md §4 `App` / `AppState`), applies reloads, and turns
+//! lifecycle reports and tracker results into events on the bus.
+//!
+//! Tracker events arrive on the same channel as commands, so a command sent after
+//! the tracker reported an exit always sees that exit (FIFO).
+
+use crate::config::{self, AppSpec, Config, ConfigError, Settings};
+use crate::events::{Bus, NewEvent};
+use crate::tracker::{StopOutcome, Tracker, TrackerError, TrackerEvent};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+/// Lifecycle status of an app (API.md §4 `AppState.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Not running, or never launched.
+    #[default]
+    Stopped,
+    /// Started (by the daemon or reported by the app), not yet ready.
+    Launched,
+    /// Reported ready, or its readiness probe succeeded.
+    Ready,
+}
+
+/// Runtime state of one app (API.md §4 `AppState`). Unknown fields are `null`.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct AppState {
+    /// App name.
+    pub name: String,
+    /// `stopped`, `launched` or `ready`.
+    pub status: Status,
+    /// Whether the app is launched (status `launched` or `ready`).
+    pub launched: bool,
+    /// Whether the app is ready.
+    pub ready: bool,
+    /// RFC 3339 time of the last launch.
+    pub launched_at: Option<String>,
+    /// RFC 3339 time it became ready.
+    pub ready_at: Option<String>,
+    /// The tracked (or last tracked) PID.
+    pub pid: Option<u32>,
+    /// Whether `pid` is alive; `null` when not tracked (no PID, or `detached`).
+    pub alive: Option<bool>,
+    /// Resident memory of `pid`, MiB.
+    pub memory_mb: Option<f64>,
+    /// CPU use of `pid`, percent of one core.
+    pub cpu_percent: Option<f64>,
+    /// Exit code of the last run, if it exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal that ended the last run, if any.
+    pub signal: Option<i32>,
+    /// Last error (launch failure, readiness timeout).
+    pub error: Option<String>,
+    /// RFC 3339 time of `error`.
+    pub error_at: Option<String>,
+}
+
+impl AppState {
+    fn zero(name: &str) -> Self {
+        AppState {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// An app as the API shows it: its spec plus its state (API.md §4 `App`).
+#[derive(Debug, Clone, Serialize)]
+pub struct AppView {
+    /// The registered spec (flattened).
+    #[serde(flatten)]
+    pub spec: AppSpec,
+    /// The runtime state.
+    pub state: AppState,
+}
+
+/// Result of a reload (API.md §4 `POST /reload`, `registry.reloaded` data).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// Names added.
+    pub added: Vec<String>,
+    /// Names removed.
+    pub removed: Vec<String>,
+    /// Names whose spec changed.
+    pub changed: Vec<String>,
+    /// Config warnings.
+    pub warnings: Vec<String>,
+    /// The registry after the reload, sorted by name.
+    pub apps: Vec<AppView>,
+    /// `true` when the files were unchanged and nothing was applied.
+    #[serde(skip)]
+    pub unchanged: bool,
+}
+
+/// Outcome of `POST /apps/{name}/launch`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LaunchOutcome {
+    /// A new process was started.
+    Launched(u32),
+    /// A tracked instance is alive; nothing was started.
+    AlreadyRunning(u32),
+}
+
+/// Errors of the registry layer.
+#[derive(Debug)]
+pub enum RegistryError {
+    /// No app with this name is registered.
+    NotFound(String),
+    /// The app's command could not be started (the OS error).
+    LaunchFailed(String),
+    /// Nothing is running for this app.
+    NotRunning(String),
+    /// A reported PID is not alive.
+    NoSuchPid(u32),
+    /// The config on disk is invalid; the previous registry is kept.
+    Invalid(ConfigError),
+    /// The registry thread is gone (daemon shutting down).
+    Closed,
+}
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegistryError::NotFound(n) => write!(f, "no app named '{n}'"),
+            RegistryError::LaunchFailed(e) => f.write_str(e),
+            RegistryError::NotRunning(n) => write!(f, "app '{n}' is not running"),
+            RegistryError::NoSuchPid(p) => write!(f, "pid {p} is not a running process"),
+            RegistryError::Invalid(e) => write!(f, "{e}"),
+            RegistryError::Closed => f.write_str("registry is shut down"),
+        }
+    }
+}
+impl std::error::Error for RegistryError {}
+
+impl From<TrackerError> for RegistryError {
+    fn from(e: TrackerError) -> Self {
+        match e {
+            TrackerError::Spawn(m) => RegistryError::LaunchFailed(m),
+            TrackerError::NotRunning(n) => RegistryError::NotRunning(n),
+            TrackerError::NoSuchPid(p) => RegistryError::NoSuchPid(p),
+            TrackerError::Closed => RegistryError::Closed,
+        }
+    }
+}
+
+type Reply<T> = Sender<Result<T, RegistryError>>;
+
+enum Cmd {
+    List(Sender<Vec<AppView>>),
+    Get(String, Sender<Option<AppView>>),
+    Count(Sender<usize>),
+    Launched(String, Option<u32>, Reply<AppState>),
+    Ready(String, Reply<AppState>),
+    Stopped(String, Reply<AppState>),
+    Launch(String, Reply<LaunchOutcome>),
+    StopDone(String, StopOutcome, Sender<()>),
+    Reload {
+        force: bool,
+        reply: Reply<ReloadReport>,
+    },
+    Tracker(TrackerEvent),
+    Shutdown,
+}
+
+/// Handle to the registry actor. Cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    tx: Sender<Cmd>,
+    tracker: Tracker,
+    settings: Arc<RwLock<Arc<Settings>>>,
+}
+
+impl Registry {
+    /// Start the registry (and its tracker) on an already loaded `config`.
+    /// `config_dir` is re-read on reloads; app output logs go to `<state>/logs/`.
+    /// Returns the handle and the join handles of both threads.
+    pub fn start(
+        config: Config,
+        config_dir: PathBuf,
+        state_dir: PathBuf,
+        bus: Bus,
+    ) -> (Registry, Vec<JoinHandle<()>>) {
+        let (tx, rx) = unbounded();
+        let sink_tx = tx.clone();
+        let (tracker, th) = Tracker::start(
+            state_dir.join("logs"),
+            Box::new(move |ev| {
+                let _ = sink_tx.send(Cmd::Tracker(ev));
+            }),
+        );
+        let settings = Arc::new(RwLock::new(Arc::new(config.settings.clone())));
+        let mut apps = BTreeMap::new();
+        for (name, spec) in &config.apps {
+            apps.insert(
+                name.clone(),
+                Entry {
+                    spec: spec.clone(),
+                    state: AppState::zero(name),
+                },
+            );
+        }
+        let actor = Actor {
+            apps,
+            fingerprint: config.fingerprint,
+            config_dir,
+            bus,
+            tracker: tracker.clone(),
+            settings: settings.clone(),
+        };
+        let rh = std::thread::Builder::new()
+            .name("registry".into())
+            .spawn(move || actor.run(rx))
+            .unwrap_or_else(|e| panic!("cannot spawn registry thread: {e}"));
+        (
+            Registry {
+                tx,
+                tracker,
+                settings,
+            },
+            vec![rh, th],
+        )
+    }
+
+    fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Cmd) -> Option<T> {
+        let (rtx, rrx) = bounded(1);
+        self.tx.send(make(rtx)).ok()?;
+        rrx.recv().ok()
+    }
+
+    fn call_r<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, RegistryError> {
+        self.call(make).unwrap_or(Err(RegistryError::Closed))
+    }
+
+    /// The current settings (cheap: an `Arc` clone under a read lock).
+    pub fn settings(&self) -> Arc<Settings> {
+        match self.settings.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Every app, sorted by name.
+    pub fn list(&self) -> Vec<AppView> {
+        self.call(Cmd::List).unwrap_or_default()
+    }
+
+    /// Number of registered apps.
+    pub fn count(&self) -> usize {
+        self.call(Cmd::Count).unwrap_or(0)
+    }
+
+    /// One app, or `None` when not registered.
+    pub fn get(&self, name: &str) -> Option<AppView> {
+        self.call(|r| Cmd::Get(name.to_string(), r)).flatten()
+    }
+
+    /// The app reports it has started (`POST /apps/{name}/launched`); with a PID the
+    /// tracker watches that process.
+    ///
+    /// Errors: `NotFound`, `NoSuchPid`.
+    pub fn report_launched(&self, name: &str, pid: Option<u32>) -> Result<AppState, RegistryError> {
+        self.call_r(|r| Cmd::Launched(name.to_string(), pid, r))
+    }
+
+    /// The app reports it is ready. Errors: `NotFound`.
+    pub fn report_ready(&self, name: &str) -> Result<AppState, RegistryError> {
+        self.call_r(|r| Cmd::Ready(name.to_string(), r))
+    }
+
+    /// The app reports it stopped (idempotent). Errors: `NotFound`.
+    pub fn report_stopped(&self, name: &str) -> Result<AppState, RegistryError> {
+        self.call_r(|r| Cmd::Stopped(name.to_string(), r))
+    }
+
+    /// Launch the app's command unless a tracked instance is alive.
+    ///
+    /// Errors: `NotFound`, `LaunchFailed` (with the OS error).
+    pub fn launch(&self, name: &str) -> Result<LaunchOutcome, RegistryError> {
+        self.call_r(|r| Cmd::Launch(name.to_string(), r))
+    }
+
+    /// Stop the app's process group: SIGTERM, SIGKILL after its `stop_timeout_ms`.
+    /// Blocks the calling thread (never the registry) until the process is gone.
+    ///
+    /// Errors: `NotFound`, `NotRunning`.
+    pub fn stop(&self, name: &str) -> Result<StopOutcome, RegistryError> {
+        let view = self
+            .get(name)
+            .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
+        let outcome = self.tracker.stop(name, view.spec.stop_timeout_ms)?;
+        let _ = self.call(|r| Cmd::StopDone(name.to_string(), outcome.clone(), r));
+        Ok(outcome)
+    }
+
+    /// Re-read the config dir. With `force: false` (the file watcher) an unchanged
+    /// fingerprint is a no-op reported as `unchanged`.
+    ///
+    /// Errors: `Invalid` with every diagnostic; the previous registry is kept and a
+    /// `config.invalid` event is published.
+    pub fn reload(&self, force: bool) -> Result<ReloadReport, RegistryError> {
+        self.call_r(|reply| Cmd::Reload { force, reply })
+    }
+
+    /// Stop the registry and tracker threads. Running apps keep running.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Cmd::Shutdown);
+        self.tracker.shutdown();
+    }
+}
+
+struct Entry {
+    spec: AppSpec,
+    state: AppState,
+}
+
+struct Actor {
+    apps: BTreeMap<String, Entry>,
+    fingerprint: u64,
+    config_dir: PathBuf,
+    bus: Bus,
+    tracker: Tracker,
+    settings: Arc<RwLock<Arc<Settings>>>,
+}
+
+fn not_found(name: &str) -> RegistryError {
+    RegistryError::NotFound(name.to_string())
+}
+
+impl Actor {
+    fn run(mut self, rx: Receiver<Cmd>) {
+        while let Ok(cmd) = rx.recv() {
+            match cmd {
+                Cmd::List(r) => {
+                    let _ = r.send(self.views());
+                }
+                Cmd::Get(n, r) => {
+                    let _ = r.send(self.apps.get(&n).map(|e| AppView {
+                        spec: e.spec.clone(),
+                        state: e.state.clone(),
+                    }));
+                }
+                Cmd::Count(r) => {
+                    let _ = r.send(self.apps.len());
+                }
+                Cmd::Launched(n, pid, r) => {
+                    let _ = r.send(self.launched(&n, pid));
+                }
+                Cmd::Ready(n, r) => {
+                    let _ = r.send(self.ready(&n, "app"));
+                }
+                Cmd::Stopped(n, r) => {
+                    let _ = r.send(self.stopped(&n));
+                }
+                Cmd::Launch(n, r) => {
+                    let _ = r.send(self.launch(&n));
+                }
+                Cmd::StopDone(n, outcome, r) => {
+                    self.emit(
+                        "app.stopped",
+                        &n,
+                        json!({"pid": outcome.pid, "exit_code": outcome.exit_code,
+                               "signal": outcome.signal, "killed": outcome.killed, "by": "daemon"}),
+                    );
+                    let _ = r.send(());
+                }
+                Cmd::Reload { force, reply } => {
+                    let _ = reply.send(self.reload(force));
+                }
+                Cmd::Tracker(ev) => self.tracker_event(ev),
+                Cmd::Shutdown => break,
+            }
+        }
+    }
+
+    fn views(&self) -> Vec<AppView> {
+        self.apps
+            .values()
+            .map(|e| AppView {
+                spec: e.spec.clone(),
+                state: e.state.clone(),
+            })
+            .collect()
+    }
+
+    fn emit(&self, kind: &str, target: &str, data: Value) {
+        self.bus.emit(NewEvent::daemon(kind, Some(target), data));
+    }
+
+    fn mark_launched(&mut self, name: &str, pid: Option<u32>, tracked: bool, by: &str) {
+        let Some(e) = self.apps.get_mut(name) else {
+            return;
+        };
+        let st = &mut e.state;
+        let fresh = st.status == Status::Stopped || (pid.is_some() && st.pid != pid);
+        if fresh {
+            st.launched_at = Some(crate::time::now_rfc3339());
+            st.ready = false;
+            st.ready_at = None;
+            st.status = Status::Launched;
+            st.exit_code = None;
+            st.signal = None;
+            st.memory_mb = None;
+            st.cpu_percent = None;
+            st.error = None;
+            st.error_at = None;
+        }
+        st.launched = true;
+        if pid.is_some() {
+            st.pid = pid;
+            st.alive = if tracked { Some(true) } else { None };
+        } else if fresh {
+            st.pid = None;
+            st.alive = None;
+        }
+        if fresh {
+            let data = json!({"pid": pid, "by": by});
+            let ready_cmd = e.spec.ready_cmd.clone();
+            let cwd = e.spec.cwd.as_deref().map(crate::tracker::expand_tilde);
+            let timeout = e.spec.ready_timeout_ms;
+            self.emit("app.launched", name, data);
+            if let Some(cmd) = ready_cmd {
+                self.tracker.start_probe(name, &cmd, cwd, timeout);
+            }
+        }
+    }
+
+    fn launched(&mut self, name: &str, pid: Option<u32>) -> Result<AppState, RegistryError> {
+        if !self.apps.contains_key(name) {
+            return Err(not_found(name));
+        }
+        if let Some(p) = pid {
+            self.tracker.adopt(name, p)?;
+        }
+        self.mark_launched(name, pid, pid.is_some(), "app");
+        Ok(self.state(name))
+    }
+
+    fn state(&self, name: &str) -> AppState {
+        self.apps
+            .get(name)
+            .map(|e| e.state.clone())
+            .unwrap_or_else(|| AppState::zero(name))
+    }
+
+    fn ready(&mut self, name: &str, by: &str) -> Result<AppState, RegistryError> {
+        let e = self.apps.get_mut(name).ok_or_else(|| not_found(name))?;
+        if e.state.status == Status::Stopped {
+            e.state.launched = true;
+            e.state.launched_at = Some(crate::time::now_rfc3339());
+        }
+        if e.state.status != Status::Ready {
+            e.state.status = Status::Ready;
+            e.state.ready = true;
+            e.state.launched = true;
+            e.state.ready_at = Some(crate::time::now_rfc3339());
+            if by == "app" {
+                self.tracker.cancel_probe(name);
+            }
+            self.emit("app.ready", name, json!({"by": by}));
+        }
+        Ok(self.state(name))
+    }
+
+    fn stopped(&mut self, name: &str) -> Result<AppState, RegistryError> {
+        let e = self.apps.get_mut(name).ok_or_else(|| not_found(name))?;
+        if e.state.status != Status::Stopped {
+            e.state.status = Status::Stopped;
+            e.state.launched = false;
+            e.state.ready = false;
+            self.tracker.cancel_probe(name);
+            self.emit("app.stopped", name, json!({"by": "app"}));
+        }
+        Ok(self.state(name))
+    }
+
+    fn launch(&mut self, name: &str) -> Result<LaunchOutcome, RegistryError> {
+        let spec = self
+            .apps
+            .get(name)
+            .map(|e| e.spec.clone())
+            .ok_or_else(|| not_found(name))?;
+        if !spec.detached
+            && let Some(pid) = self.tracker.alive_pid(name)
+        {
+            return Ok(LaunchOutcome::AlreadyRunning(pid));
+        }
+        match self.tracker.spawn(&spec) {
+            Ok(pid) => {
+                self.mark_launched(name, Some(pid), !spec.detached, "daemon");
+                Ok(LaunchOutcome::Launched(pid))
+            }
+            Err(err) => {
+                let msg = err.to_string();
+                if let Some(e) = self.apps.get_mut(name) {
+                    e.state.error = Some(msg.clone());
+                    e.state.error_at = Some(crate::time::now_rfc3339());
+                }
+                self.emit("app.launch_failed", name, json!({"error": msg}));
+                Err(err.into())
+            }
+        }
+    }
+
+    fn tracker_event(&mut self, ev: TrackerEvent) {
+        match ev {
+            TrackerEvent::Exited {
+                name,
+                pid,
+                exit_code,
+                signal,
+            } => {
+                let Some(e) = self.apps.get_mut(&name) else {
+                    return;
+                };
+                if e.state.pid != Some(pid) {
+                    return;
+                }
+                e.state.status = Status::Stopped;
+                e.state.launched = false;
+                e.state.ready = false;
+                e.state.alive = Some(false);
+                e.state.exit_code = exit_code;
+                e.state.signal = signal;
+                e.state.cpu_percent = None;
+                e.state.memory_mb = None;
+                self.emit(
+                    "app.exited",
+                    &name,
+                    json!({"pid": pid, "exit_code": exit_code, "signal": signal}),
+                );
+            }
+            TrackerEvent::Ready { name } => {
+                let _ = self.ready(&name, "ready_cmd");
+            }
+            TrackerEvent::ReadyTimeout { name, timeout_ms } => {
+                if let Some(e) = self.apps.get_mut(&name) {
+                    let msg = format!("ready_cmd did not succeed within {timeout_ms} ms");
+                    e.state.error = Some(msg.clone());
+                    e.state.error_at = Some(crate::time::now_rfc3339());
+                    self.emit(
+                        "app.ready_timeout",
+                        &name,
+                        json!({"timeout_ms": timeout_ms, "error": msg}),
+                    );
+                }
+            }
+            TrackerEvent::Stats {
+                name,
+                pid,
+                memory_mb,
+                cpu_percent,
+            } => {
+                if let Some(e) = self.apps.get_mut(&name)
+                    && e.state.pid == Some(pid)
+                {
+                    e.state.memory_mb = Some((memory_mb * 10.0).round() / 10.0);
+                    if let Some(c) = cpu_percent {
+                        e.state.cpu_percent = Some((c * 10.0).round() / 10.0);
+                    }
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self, force: bool) -> Result<ReloadReport, RegistryError> {
+        let cfg = match config::load(&self.config_dir) {
+            Ok(c) => c,
+            Err(err) => {
+                let errors: Vec<Value> = err.diagnostics().iter().map(|d| json!(d)).collect();
+                log::warn!("config reload failed, keeping the previous registry: {err}");
+                self.bus.emit(NewEvent::daemon(
+                    "config.invalid",
+                    None,
+                    json!({"errors": errors}),
+                ));
+                return Err(RegistryError::Invalid(err));
+            }
+        };
+        if !force && cfg.fingerprint == self.fingerprint {
+            return Ok(ReloadReport {
+                added: vec![],
+                removed: vec![],
+                changed: vec![],
+                warnings: cfg.warnings,
+                apps: self.views(),
+                unchanged: true,
+            });
+        }
+        self.fingerprint = cfg.fingerprint;
+        let mut added = Vec::new();
+        let mut changed = Vec::new();
+        let removed: Vec<String> = self
+            .apps
+            .keys()
+            .filter(|k| !cfg.apps.contains_key(*k))
+            .cloned()
+            .collect();
+        for name in &removed {
+            self.apps.remove(name);
+        }
+        for (name, spec) in cfg.apps {
+            match self.apps.get_mut(&name) {
+                Some(e) => {
+                    if e.spec != spec {
+                        changed.push(name.clone());
+                        e.spec = spec;
+                    }
+                }
+                None => {
+                    added.push(name.clone());
+                    self.apps.insert(
+                        name.clone(),
+                        Entry {
+                            spec,
+                            state: AppState::zero(&name),
+                        },
+                    );
+                }
+            }
+        }
+        let mut warnings = cfg.warnings;
+        {
+            let old = match self.settings.read() {
+                Ok(g) => g.clone(),
+                Err(p) => p.into_inner().clone(),
+            };
+            if old.api_port != cfg.settings.api_port {
+                warnings.push(format!(
+                    "api_port changed to {}: it takes effect at the next start",
+                    cfg.settings.api_port
+                ));
+            }
+            log::set_max_level(cfg.settings.log_level);
+            match self.settings.write() {
+                Ok(mut g) => *g = Arc::new(cfg.settings),
+                Err(p) => *p.into_inner() = Arc::new(cfg.settings),
+            }
+        }
+        for w in &warnings {
+            log::warn!("{w}");
+        }
+        log::info!(
+            "registry reloaded: {} apps (added {:?}, removed {:?}, changed {:?})",
+            self.apps.len(),
+            added,
+            removed,
+            changed
+        );
+        self.bus.emit(NewEvent::daemon(
+            "registry.reloaded",
+            None,
+            json!({"added": added, "removed": removed, "changed": changed, "warnings": warnings}),
+        ));
+        Ok(ReloadReport {
+            added,
+            removed,
+            changed,
+            warnings,
+            apps: self.views(),
+            unchanged: false,
+        })
+    }
+}
