@@ -1,6 +1,7 @@
 //! The command-line interface: `orchestratr serve` runs the daemon; every other
 //! subcommand is a client of a running daemon (see `docs/api.md` for exit codes).
 
+pub mod approvals_cmds;
 mod daemon_cmds;
 mod events_cmds;
 
@@ -162,6 +163,16 @@ pub enum Command {
         #[arg(long)]
         target: Option<String>,
     },
+    /// List approvals (pending first).
+    Approvals(approvals_cmds::ListArgs),
+    /// Approve a pending approval.
+    Approve(approvals_cmds::DecideArgs),
+    /// Deny a pending approval.
+    Deny(approvals_cmds::DecideArgs),
+    /// Ask a question and block until someone answers (exit 0 approved, 1 denied, 2 expired/error).
+    Ask(approvals_cmds::AskArgs),
+    /// Hook adapters for coding agents (`orchestratr hook claude-code`).
+    Hook(approvals_cmds::HookArgs),
 }
 
 /// Print a line to stdout; `false` when stdout is closed (e.g. piped to `head`).
@@ -253,6 +264,11 @@ pub fn main() -> ExitCode {
             data,
             target,
         } => events_cmds::emit(&env, &kind, &source, data.as_deref(), target.as_deref()),
+        Command::Approvals(a) => approvals_cmds::list(&env, &a),
+        Command::Approve(a) => approvals_cmds::decide(&env, &a, "approve"),
+        Command::Deny(a) => approvals_cmds::decide(&env, &a, "deny"),
+        Command::Ask(a) => approvals_cmds::ask(&env, &a),
+        Command::Hook(a) => approvals_cmds::hook(&env, &a),
     };
     ExitCode::from(code)
 }

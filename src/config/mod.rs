@@ -53,6 +53,31 @@ pub struct Settings {
     pub sse_max_streams: usize,
     /// Events queued per SSE client before it is sent `stream.lagged` (≥ 1).
     pub sse_queue_capacity: usize,
+    /// How many finished records are kept (`retention:`).
+    pub retention: Retention,
+}
+
+/// Retention limits (`retention:` in config.yml; API.md §7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Newest execution records kept (default 1000).
+    pub executions: usize,
+    /// Output kept per execution, bytes (default 64 MiB); the rest is dropped and
+    /// the cap noted in the log.
+    pub output_bytes: u64,
+    /// Newest decided or expired approvals kept (default 1000); pending ones are
+    /// always kept.
+    pub approvals: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            executions: 1000,
+            output_bytes: 64 * 1024 * 1024,
+            approvals: 1000,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -67,6 +92,7 @@ impl Default for Settings {
             sse_heartbeat_ms: 15_000,
             sse_max_streams: 64,
             sse_queue_capacity: 1024,
+            retention: Retention::default(),
         }
     }
 }
@@ -222,6 +248,14 @@ struct RawConfig {
     sse_max_streams: Option<Spanned<usize>>,
     sse_queue_capacity: Option<Spanned<usize>>,
     apps: Option<Vec<Spanned<RawApp>>>,
+    retention: Option<RawRetention>,
+}
+
+#[derive(Deserialize)]
+struct RawRetention {
+    executions: Option<Spanned<usize>>,
+    output_bytes: Option<Spanned<u64>>,
+    approvals: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -491,6 +525,41 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
             ));
         } else {
             s.sse_queue_capacity = q.value;
+        }
+    }
+    if let Some(r) = &raw.retention {
+        if let Some(v) = &r.executions {
+            if v.value == 0 {
+                errs.push(diag_at(
+                    file,
+                    v,
+                    "retention.executions must be at least 1".into(),
+                ));
+            } else {
+                s.retention.executions = v.value;
+            }
+        }
+        if let Some(v) = &r.output_bytes {
+            if v.value < 1024 {
+                errs.push(diag_at(
+                    file,
+                    v,
+                    "retention.output_bytes must be at least 1024".into(),
+                ));
+            } else {
+                s.retention.output_bytes = v.value;
+            }
+        }
+        if let Some(v) = &r.approvals {
+            if v.value == 0 {
+                errs.push(diag_at(
+                    file,
+                    v,
+                    "retention.approvals must be at least 1".into(),
+                ));
+            } else {
+                s.retention.approvals = v.value;
+            }
         }
     }
     let mut apps: Vec<AppSpec> = Vec::new();

@@ -277,6 +277,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     let port = opts.port.unwrap_or(cfg.settings.api_port);
 
     let (bus, bus_thread) = Bus::start(cfg.settings.event_buffer);
+    let settings_retention_approvals = cfg.settings.retention.approvals;
     let app_count = cfg.apps.len();
     let (registry, actor_threads) = Registry::start(
         cfg,
@@ -284,7 +285,15 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         paths.state_dir.clone(),
         bus.clone(),
     );
+    let (approvals, approvals_thread) = crate::approvals::Approvals::start(
+        &paths.state_dir,
+        bus.clone(),
+        settings_retention_approvals,
+    );
+    let mut actor_threads = actor_threads;
+    actor_threads.push(approvals_thread);
     let stop_actors = |registry: &Registry, bus: &Bus| {
+        approvals.shutdown();
         registry.shutdown();
         bus.stop();
     };
@@ -310,6 +319,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         config_dir: paths.config_dir.clone(),
         streams: Arc::new(AtomicUsize::new(0)),
         shutdown: shutdown.tx.clone(),
+        approvals: approvals.clone(),
     });
     let (dead_tx, dead_rx) = unbounded::<String>();
     let mut http = match HttpServer::start(listener, ctx.clone(), dead_tx.clone()) {
@@ -361,8 +371,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
                         // Never stay up deaf: stop everything and exit non-zero.
                         log::error!("{e}");
                         drop(watcher);
-                        registry.shutdown();
-                        bus.stop();
+                        stop_actors(&registry, &bus);
                         join_all(bus_thread, actor_threads);
                         remove_port_file_if_ours(&port_file, bound);
                         return Err(DaemonError::ListenerDied(e));
@@ -378,8 +387,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     ));
     drop(watcher);
     http.stop();
-    registry.shutdown();
-    bus.stop();
+    stop_actors(&registry, &bus);
     join_all(bus_thread, actor_threads);
     remove_port_file_if_ours(&port_file, bound);
     log::info!("stopped");

@@ -2,6 +2,7 @@
 //! and the route handlers. Only this module knows about HTTP; it alone maps the
 //! other layers' errors to a status and the JSON error body of API.md §2.
 
+pub mod approvals;
 pub mod guards;
 pub mod router;
 pub mod routes;
@@ -134,6 +135,10 @@ pub enum Reply {
     Resp(Resp),
     /// Take over the connection and stream Server-Sent Events on a dedicated thread.
     Stream(Box<dyn FnOnce(Box<dyn std::io::Write + Send>) + Send>),
+    /// Hand the request to someone who answers it later (long polls), so it does
+    /// not hold a worker thread. The closure must make sure the request is
+    /// eventually answered (a dropped `tiny_http::Request` answers 500).
+    Defer(Box<dyn FnOnce(tiny_http::Request) + Send>),
 }
 
 impl From<Resp> for Reply {

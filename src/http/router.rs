@@ -45,6 +45,14 @@ pub enum RouteId {
     EventStream,
     /// `POST /shutdown`
     Shutdown,
+    /// `POST /approvals`
+    CreateApproval,
+    /// `GET /approvals`
+    ListApprovals,
+    /// `GET /approvals/{id}`
+    GetApproval,
+    /// `POST /approvals/{id}`
+    DecideApproval,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -69,6 +77,15 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("GET", "/events", RouteId::ListEvents, Auth::Open),
     ("GET", "/events/stream", RouteId::EventStream, Auth::Open),
     ("POST", "/shutdown", RouteId::Shutdown, Auth::Token),
+    ("POST", "/approvals", RouteId::CreateApproval, Auth::Token),
+    ("GET", "/approvals", RouteId::ListApprovals, Auth::Token),
+    ("GET", "/approvals/{}", RouteId::GetApproval, Auth::Token),
+    (
+        "POST",
+        "/approvals/{}",
+        RouteId::DecideApproval,
+        Auth::Token,
+    ),
 ];
 
 /// Result of matching a request line.

@@ -35,6 +35,8 @@ pub struct Ctx {
     pub streams: Arc<AtomicUsize>,
     /// Sends the graceful-shutdown request (`POST /shutdown`).
     pub shutdown: Sender<&'static str>,
+    /// Approvals actor (API.md §8).
+    pub approvals: crate::approvals::Approvals,
 }
 
 /// A parsed request, as handlers see it.
@@ -50,19 +52,22 @@ pub struct Call {
 }
 
 impl Call {
-    fn name(&self) -> &str {
+    /// The first `{}` path segment (app name, approval id, ...).
+    pub fn name(&self) -> &str {
         self.params.first().map(String::as_str).unwrap_or("")
     }
-    fn body_obj(&self) -> Option<&Map<String, Value>> {
+    /// The body as an object, if any.
+    pub fn body_obj(&self) -> Option<&Map<String, Value>> {
         self.body.as_ref().and_then(Value::as_object)
     }
-    fn field(&self, k: &str) -> Option<&Value> {
+    /// A body field that is present and not `null`.
+    pub fn field(&self, k: &str) -> Option<&Value> {
         self.body_obj()
             .and_then(|o| o.get(k))
             .filter(|v| !v.is_null())
     }
     /// A required non-empty string field. Errors: `400` naming the field.
-    fn req_str(&self, k: &str) -> Result<&str, HttpError> {
+    pub fn req_str(&self, k: &str) -> Result<&str, HttpError> {
         match self.field(k) {
             None => Err(HttpError::bad_request(format!(
                 "missing required field '{k}'"
@@ -74,7 +79,7 @@ impl Call {
         }
     }
     /// An optional string field. Errors: `400` when present and not a string.
-    fn opt_str(&self, k: &str) -> Result<Option<&str>, HttpError> {
+    pub fn opt_str(&self, k: &str) -> Result<Option<&str>, HttpError> {
         match self.field(k) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
@@ -83,14 +88,14 @@ impl Call {
             ))),
         }
     }
-    fn q(&self, k: &str) -> Option<&str> {
+    pub fn q(&self, k: &str) -> Option<&str> {
         self.query
             .get(k)
             .map(String::as_str)
             .filter(|s| !s.is_empty())
     }
     /// An optional unsigned integer query parameter. Errors: `400` naming it.
-    fn q_u64(&self, k: &str) -> Result<Option<u64>, HttpError> {
+    pub fn q_u64(&self, k: &str) -> Result<Option<u64>, HttpError> {
         match self.q(k) {
             None => Ok(None),
             Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
@@ -298,6 +303,10 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
             let _ = ctx.shutdown.send("POST /shutdown");
             ok(202, json!({"status": "stopping"}))
         }
+        RouteId::CreateApproval
+        | RouteId::ListApprovals
+        | RouteId::GetApproval
+        | RouteId::DecideApproval => super::approvals::route(ctx, id, c),
     }
 }
 

@@ -150,6 +150,11 @@ fn handle(ctx: &Ctx, mut req: tiny_http::Request) {
     match reply {
         Ok(Reply::Resp(r)) => respond(req, r),
         Err(e) => respond(req, e.into_resp()),
+        Ok(Reply::Defer(f)) => {
+            if catch_unwind(AssertUnwindSafe(move || f(req))).is_err() {
+                log::error!("deferred handler panicked");
+            }
+        }
         Ok(Reply::Stream(f)) => {
             let writer = req.into_writer();
             let spawned = std::thread::Builder::new()
