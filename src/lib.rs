@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod events;
+pub mod executor;
 pub mod fsutil;
 pub mod http;
 pub mod logging;

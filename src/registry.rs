@@ -152,6 +152,9 @@ impl From<TrackerError> for RegistryError {
 
 type Reply<T> = Sender<Result<T, RegistryError>>;
 
+/// Called with each config a reload applied.
+pub type ReloadHook = Box<dyn Fn(&Config) + Send>;
+
 enum Cmd {
     List(Sender<Vec<AppView>>),
     Get(String, Sender<Option<AppView>>),
@@ -181,11 +184,15 @@ impl Registry {
     /// Start the registry (and its tracker) on an already loaded `config`.
     /// `config_dir` is re-read on reloads; app output logs go to `<state>/logs/`.
     /// Returns the handle and the join handles of both threads.
+    ///
+    /// `on_reload` is called on the registry thread with every config that a reload
+    /// applied (e.g. to hand tasks and pools to the executor).
     pub fn start(
         config: Config,
         config_dir: PathBuf,
         state_dir: PathBuf,
         bus: Bus,
+        on_reload: ReloadHook,
     ) -> (Registry, Vec<JoinHandle<()>>) {
         let (tx, rx) = unbounded();
         let sink_tx = tx.clone();
@@ -213,6 +220,7 @@ impl Registry {
             bus,
             tracker: tracker.clone(),
             settings: settings.clone(),
+            on_reload,
         };
         let rh = std::thread::Builder::new()
             .name("registry".into())
@@ -327,6 +335,7 @@ struct Actor {
     bus: Bus,
     tracker: Tracker,
     settings: Arc<RwLock<Arc<Settings>>>,
+    on_reload: ReloadHook,
 }
 
 fn not_found(name: &str) -> RegistryError {
@@ -594,6 +603,7 @@ impl Actor {
             });
         }
         self.fingerprint = cfg.fingerprint;
+        (self.on_reload)(&cfg);
         let mut added = Vec::new();
         let mut changed = Vec::new();
         let removed: Vec<String> = self

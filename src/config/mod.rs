@@ -6,6 +6,9 @@
 //! duplicates, enumerations, minimums) are done here and carry the location of the
 //! offending value through `serde_saphyr::Spanned`.
 
+pub mod exec;
+
+pub use exec::{AgentSpec, CommandSpec, ExecConfig, PoolSpec, TaskSpec};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 use std::collections::BTreeMap;
@@ -134,6 +137,8 @@ pub struct Config {
     pub settings: Settings,
     /// Registered apps by name (sorted).
     pub apps: BTreeMap<String, AppSpec>,
+    /// Tasks, pools, agents and workspaces of executions (API.md §7).
+    pub exec: ExecConfig,
     /// Human-readable warnings (unknown keys, skipped drop-ins, shadowed names).
     pub warnings: Vec<String>,
     /// Hash of every file read (names and bytes): equal fingerprints mean nothing
@@ -147,6 +152,7 @@ impl Config {
         let mut cfg = Config {
             settings: Settings::default(),
             apps: BTreeMap::new(),
+            exec: ExecConfig::default(),
             warnings: Vec::new(),
             fingerprint: 0,
         };
@@ -249,6 +255,11 @@ struct RawConfig {
     sse_queue_capacity: Option<Spanned<usize>>,
     apps: Option<Vec<Spanned<RawApp>>>,
     retention: Option<RawRetention>,
+    tasks: Option<Vec<Spanned<exec::RawTask>>>,
+    pools: Option<BTreeMap<String, Spanned<exec::RawPool>>>,
+    agents: Option<BTreeMap<String, Spanned<exec::RawAgent>>>,
+    workspaces: Option<Vec<String>>,
+    shutdown_timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -273,7 +284,7 @@ struct RawApp {
     stop_timeout_ms: Option<Spanned<u64>>,
 }
 
-fn diag_at<T>(file: &Path, s: &Spanned<T>, message: String) -> Diagnostic {
+pub(crate) fn diag_at<T>(file: &Path, s: &Spanned<T>, message: String) -> Diagnostic {
     Diagnostic {
         file: file.display().to_string(),
         line: s.referenced.line(),
@@ -431,7 +442,7 @@ fn validate_app(raw: RawApp, file: &Path, source: &str) -> Result<AppSpec, Vec<D
     })
 }
 
-type MainParse = (Settings, Vec<AppSpec>, Vec<String>);
+type MainParse = (Settings, Vec<AppSpec>, ExecConfig, Vec<String>);
 
 /// Parse and validate the text of `config.yml`. `file` is used in messages.
 fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
@@ -562,6 +573,14 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
             }
         }
     }
+    let raw_exec = exec::RawExec {
+        tasks: raw.tasks,
+        pools: raw.pools,
+        agents: raw.agents,
+        workspaces: raw.workspaces,
+        shutdown_timeout_ms: raw.shutdown_timeout_ms,
+    };
+    let exec_cfg = exec::validate(raw_exec, file, &mut errs);
     let mut apps: Vec<AppSpec> = Vec::new();
     let mut seen: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for entry in raw.apps.unwrap_or_default() {
@@ -594,7 +613,7 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
         .into_iter()
         .map(|k| format!("{}: unknown key '{k}' ignored", file.display()))
         .collect();
-    Ok((s, apps, warnings))
+    Ok((s, apps, exec_cfg, warnings))
 }
 
 /// Parse and validate one drop-in manifest (a flat app entry).
@@ -645,7 +664,7 @@ pub fn load(dir: &Path) -> Result<Config, ConfigError> {
         }
     };
     text.hash(&mut hasher);
-    let (settings, main_apps, mut warnings) =
+    let (settings, main_apps, exec_cfg, mut warnings) =
         parse_main(&text, &main_path).map_err(ConfigError::Invalid)?;
 
     // Drop-ins, in name order so warnings are stable.
@@ -715,6 +734,7 @@ pub fn load(dir: &Path) -> Result<Config, ConfigError> {
     Ok(Config {
         settings,
         apps,
+        exec: exec_cfg,
         warnings,
         fingerprint: hasher.finish(),
     })

@@ -222,3 +222,40 @@ fn names_follow_the_pattern() {
     assert!(!valid_app_name("a b"));
     assert!(!valid_app_name(&"a".repeat(65)));
 }
+
+#[test]
+fn exec_config_parses_tasks_pools_agents() {
+    let d = dir_with(
+        Some(
+            "tasks:\n  - name: test\n    command: [\"cargo\", \"test\"]\n    pool: ci\n    timeout_ms: 1000\n  - name: sh\n    command: \"echo hi\"\n    allow_args: true\npools:\n  ci: {max_concurrent: 1, max_queued: 5, starts_per_minute: 10}\nagents:\n  claude:\n    delegate: [\"claude\", \"-p\", \"{prompt}\"]\nworkspaces: [\"~/code\"]\nshutdown_timeout_ms: 5000\n",
+        ),
+        &[],
+    );
+    let c = load(d.path()).expect("valid");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let t = &c.exec.tasks["test"];
+    assert_eq!(
+        t.command,
+        CommandSpec::Argv(vec!["cargo".into(), "test".into()])
+    );
+    assert_eq!((t.pool.as_str(), t.timeout_ms), ("ci", Some(1000)));
+    assert_eq!(
+        c.exec.tasks["sh"].command.argv(&["a b".into()]),
+        vec!["/bin/sh", "-c", "echo hi", "sh", "a b"]
+    );
+    assert_eq!(c.exec.pools["ci"].starts_per_minute, Some(10));
+    assert!(c.exec.pools.contains_key("default"));
+    assert_eq!(c.exec.agents["claude"].pool, "default");
+    assert_eq!(c.exec.shutdown_timeout_ms, 5000);
+}
+
+#[test]
+fn exec_config_errors_have_positions() {
+    let v = invalid(
+        "tasks:\n  - name: t\n    command: x\n    pool: nope\nagents:\n  a:\n    delegate: [\"x\"]\n",
+    );
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert!(v[0].message.contains("unknown pool 'nope'"), "{v:?}");
+    assert_eq!(v[0].line, 4);
+    assert!(v[1].message.contains("must contain {prompt}"), "{v:?}");
+}

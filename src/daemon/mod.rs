@@ -2,9 +2,11 @@
 //! (default config, token), actor start-up, the HTTP listener and its port file,
 //! the watcher, and graceful shutdown in a fixed order.
 //!
-//! Shutdown order (invariant): publish `daemon.stopping` → stop the watcher → stop
-//! the HTTP workers (listener closed) → stop registry and tracker → stop the bus
-//! (streams end) → join → remove the port file → release and remove the PID file.
+//! Shutdown order (invariant): publish `daemon.stopping` → stop the watcher → drain
+//! the executor (new runs 503, running ones get `shutdown_timeout_ms`, then are
+//! killed) → stop the HTTP workers (listener closed) → stop executor, approvals,
+//! registry and tracker → stop the bus (streams end) → join → remove the port file
+//! → release and remove the PID file.
 
 use crate::config::{self, ConfigError};
 use crate::events::{Bus, NewEvent};
@@ -279,11 +281,22 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     let (bus, bus_thread) = Bus::start(cfg.settings.event_buffer);
     let settings_retention_approvals = cfg.settings.retention.approvals;
     let app_count = cfg.apps.len();
+    let shutdown_grace = Duration::from_millis(cfg.exec.shutdown_timeout_ms);
+    let (executor, executor_thread) = crate::executor::Executor::start(
+        &paths.state_dir,
+        cfg.exec.clone(),
+        cfg.settings.retention.clone(),
+        bus.clone(),
+    );
+    let exec_for_reload = executor.clone();
     let (registry, actor_threads) = Registry::start(
         cfg,
         paths.config_dir.clone(),
         paths.state_dir.clone(),
         bus.clone(),
+        Box::new(move |c| {
+            exec_for_reload.reconfigure(c.exec.clone(), c.settings.retention.clone())
+        }),
     );
     let (approvals, approvals_thread) = crate::approvals::Approvals::start(
         &paths.state_dir,
@@ -292,7 +305,9 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     );
     let mut actor_threads = actor_threads;
     actor_threads.push(approvals_thread);
+    actor_threads.push(executor_thread);
     let stop_actors = |registry: &Registry, bus: &Bus| {
+        executor.stop();
         approvals.shutdown();
         registry.shutdown();
         bus.stop();
@@ -320,6 +335,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         streams: Arc::new(AtomicUsize::new(0)),
         shutdown: shutdown.tx.clone(),
         approvals: approvals.clone(),
+        executor: executor.clone(),
     });
     let (dead_tx, dead_rx) = unbounded::<String>();
     let mut http = match HttpServer::start(listener, ctx.clone(), dead_tx.clone()) {
@@ -386,6 +402,9 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         json!({"pid": std::process::id()}),
     ));
     drop(watcher);
+    // Running executions get shutdown_timeout_ms while the API still answers
+    // (new executions get 503), then SIGTERM/SIGKILL (API.md §7 "Shutdown").
+    executor.drain(shutdown_grace);
     http.stop();
     stop_actors(&registry, &bus);
     join_all(bus_thread, actor_threads);

@@ -3,6 +3,7 @@
 //! other layers' errors to a status and the JSON error body of API.md §2.
 
 pub mod approvals;
+pub mod executions;
 pub mod guards;
 pub mod router;
 pub mod routes;

@@ -53,9 +53,28 @@ pub enum RouteId {
     GetApproval,
     /// `POST /approvals/{id}`
     DecideApproval,
+    /// `POST /executions` and its alias `POST /execute`
+    SubmitExecution,
+    /// `GET /executions`
+    ListExecutions,
+    /// `GET /executions/{id}`
+    GetExecution,
+    /// `GET /executions/{id}/output`
+    ExecutionOutput,
+    /// `GET /executions/{id}/stream`
+    ExecutionStream,
+    /// `POST /executions/{id}/cancel`
+    CancelExecution,
+    /// `POST /executions/{id}/retry`
+    RetryExecution,
+    /// `POST /delegate`
+    Delegate,
+    /// `GET /tasks/{ticket_id}`
+    GetTicket,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
+#[rustfmt::skip]
 const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("GET", "/health", RouteId::Health, Auth::Open),
     ("GET", "/apps", RouteId::ListApps, Auth::Open),
@@ -80,12 +99,17 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("POST", "/approvals", RouteId::CreateApproval, Auth::Token),
     ("GET", "/approvals", RouteId::ListApprovals, Auth::Token),
     ("GET", "/approvals/{}", RouteId::GetApproval, Auth::Token),
-    (
-        "POST",
-        "/approvals/{}",
-        RouteId::DecideApproval,
-        Auth::Token,
-    ),
+    ("POST", "/approvals/{}", RouteId::DecideApproval, Auth::Token),
+    ("POST", "/executions", RouteId::SubmitExecution, Auth::Token),
+    ("POST", "/execute", RouteId::SubmitExecution, Auth::Token),
+    ("GET", "/executions", RouteId::ListExecutions, Auth::Token),
+    ("GET", "/executions/{}", RouteId::GetExecution, Auth::Token),
+    ("GET", "/executions/{}/output", RouteId::ExecutionOutput, Auth::Token),
+    ("GET", "/executions/{}/stream", RouteId::ExecutionStream, Auth::TokenOrQuery),
+    ("POST", "/executions/{}/cancel", RouteId::CancelExecution, Auth::Token),
+    ("POST", "/executions/{}/retry", RouteId::RetryExecution, Auth::Token),
+    ("POST", "/delegate", RouteId::Delegate, Auth::Token),
+    ("GET", "/tasks/{}", RouteId::GetTicket, Auth::Token),
 ];
 
 /// Result of matching a request line.

@@ -37,6 +37,8 @@ pub struct Ctx {
     pub shutdown: Sender<&'static str>,
     /// Approvals actor (API.md §8).
     pub approvals: crate::approvals::Approvals,
+    /// Executor actor (API.md §7).
+    pub executor: crate::executor::Executor,
 }
 
 /// A parsed request, as handlers see it.
@@ -307,6 +309,15 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::ListApprovals
         | RouteId::GetApproval
         | RouteId::DecideApproval => super::approvals::route(ctx, id, c),
+        RouteId::SubmitExecution
+        | RouteId::ListExecutions
+        | RouteId::GetExecution
+        | RouteId::ExecutionOutput
+        | RouteId::ExecutionStream
+        | RouteId::CancelExecution
+        | RouteId::RetryExecution
+        | RouteId::Delegate
+        | RouteId::GetTicket => super::executions::route(ctx, id, c),
     }
 }
 

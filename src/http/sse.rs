@@ -202,3 +202,89 @@ mod tests {
         assert!(StreamSlot::acquire(&c, 1).is_some());
     }
 }
+
+/// Largest `output` event payload, bytes.
+pub const OUTPUT_CHUNK: usize = 16 * 1024;
+
+/// Serve `GET /executions/{id}/stream` (API.md §7): replay the output log from byte
+/// offset `from`, then live chunks as they arrive. Frames: `event: output` with
+/// `id: <offset after the chunk>` and `data: {"offset": <start>, "text": ...}`
+/// (lossy UTF-8, never split inside a character); `event: status` with the
+/// Execution first and on each state change; `event: end` with the final
+/// Execution, after which the stream closes. `status`/`end` carry no `id`, so
+/// `Last-Event-ID` is always a byte offset.
+pub fn serve_output(
+    w: Box<dyn Write + Send>,
+    out: Arc<crate::executor::output::Output>,
+    from: u64,
+    heartbeat: Duration,
+    slot: StreamSlot,
+) {
+    use crate::executor::output::{read_at, utf8_boundary};
+    let _slot = slot;
+    let Ok(mut sw) = SseWriter::begin(w) else {
+        return;
+    };
+    sw.push(&format!("retry: {RETRY_MS}\n\n"));
+    let mut offset = from;
+    let mut view = out.view();
+    let status_frame = |e: &crate::executor::record::Execution, kind: &str| {
+        frame(
+            None,
+            kind,
+            &serde_json::to_string(e).unwrap_or_else(|_| "{}".into()),
+        )
+    };
+    sw.push(&status_frame(&view.snapshot, "status"));
+    let mut seen_version = view.version;
+    loop {
+        // Output first, so `end` always follows the last byte.
+        while offset < view.len {
+            let want = ((view.len - offset) as usize).min(OUTPUT_CHUNK);
+            let bytes = match read_at(out.path(), offset, want) {
+                Ok(b) if !b.is_empty() => b,
+                _ => break,
+            };
+            let at_end = offset + bytes.len() as u64 >= view.len;
+            let n = if at_end && view.finished {
+                bytes.len()
+            } else {
+                utf8_boundary(&bytes)
+            };
+            if n == 0 {
+                break; // an incomplete character at the end: wait for the rest
+            }
+            let text = String::from_utf8_lossy(&bytes[..n]);
+            let next = offset + n as u64;
+            sw.push(&frame(
+                Some(&next.to_string()),
+                "output",
+                &json!({"offset": offset, "text": text}).to_string(),
+            ));
+            offset = next;
+            if sw.buf.len() >= 64 * 1024 && sw.flush().is_err() {
+                return;
+            }
+        }
+        if view.version != seen_version {
+            seen_version = view.version;
+            if !view.finished {
+                sw.push(&status_frame(&view.snapshot, "status"));
+            }
+        }
+        if view.finished && offset >= view.len {
+            sw.push(&status_frame(&view.snapshot, "status"));
+            sw.push(&status_frame(&view.snapshot, "end"));
+            sw.finish();
+            return;
+        }
+        if sw.flush().is_err() {
+            return;
+        }
+        let before = (view.len, view.version);
+        view = out.wait(offset.max(view.len.min(offset)), seen_version, heartbeat);
+        if (view.len, view.version) == before && !view.finished && offset >= view.len {
+            sw.push(": keep-alive\n\n");
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! Config of executions (API.md §7): `tasks`, `pools`, `agents`, `workspaces`,
+//! `shutdown_timeout_ms`. Validated with positions like the rest of `config.yml`.
+
+use super::{Diagnostic, diag_at, valid_app_name};
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How a task's command runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CommandSpec {
+    /// A string: run by `/bin/sh -c`; request `args` become `"$@"` (never
+    /// interpolated into the text).
+    Shell(String),
+    /// An argv: executed directly, no shell.
+    Argv(Vec<String>),
+}
+
+impl CommandSpec {
+    /// The argv to execute, with `args` appended (argv form) or passed as
+    /// positional parameters (`sh -c cmd sh args…`, shell form).
+    pub fn argv(&self, args: &[String]) -> Vec<String> {
+        match self {
+            CommandSpec::Argv(v) => v.iter().cloned().chain(args.iter().cloned()).collect(),
+            CommandSpec::Shell(s) => {
+                let mut v = vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()];
+                if !args.is_empty() {
+                    v.push("sh".to_string());
+                    v.extend(args.iter().cloned());
+                }
+                v
+            }
+        }
+    }
+}
+
+/// A registered task (API.md §7 `tasks:`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskSpec {
+    /// `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`.
+    pub name: String,
+    /// The command.
+    pub command: CommandSpec,
+    /// Working directory (`~` expanded); default: the user's home.
+    pub cwd: Option<String>,
+    /// Extra environment. Not exposed by the API.
+    #[serde(skip)]
+    pub env: BTreeMap<String, String>,
+    /// Run time limit, milliseconds; `None` = no limit.
+    pub timeout_ms: Option<u64>,
+    /// Pool name (default `default`).
+    pub pool: String,
+    /// Whether a request may append argv elements.
+    pub allow_args: bool,
+}
+
+/// Concurrency limits of a pool (API.md §7 `pools:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PoolSpec {
+    /// Runs at the same time (≥ 1; default 2).
+    pub max_concurrent: usize,
+    /// Pending runs before `429 queue_full` (default 100).
+    pub max_queued: usize,
+    /// Starts per rolling minute; excess waits in the queue. `None` = unlimited.
+    pub starts_per_minute: Option<u32>,
+}
+
+impl Default for PoolSpec {
+    fn default() -> Self {
+        PoolSpec {
+            max_concurrent: 2,
+            max_queued: 100,
+            starts_per_minute: None,
+        }
+    }
+}
+
+/// A coding agent that tasks can be delegated to (API.md §7 `agents:`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentSpec {
+    /// Agent type, as named in `POST /delegate` `agent_type`.
+    pub name: String,
+    /// argv template; `{prompt}` inside an element is replaced by the prompt, so
+    /// the prompt is always part of exactly one argv element.
+    pub delegate: Vec<String>,
+    /// Pool (default `default`).
+    pub pool: String,
+    /// Extra environment. Not exposed by the API.
+    #[serde(skip)]
+    pub env: BTreeMap<String, String>,
+    /// Default time limit, milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+/// Everything executions need from the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecConfig {
+    /// Tasks by name.
+    pub tasks: BTreeMap<String, TaskSpec>,
+    /// Pools by name; always contains `default`.
+    pub pools: BTreeMap<String, PoolSpec>,
+    /// Agents by type name.
+    pub agents: BTreeMap<String, AgentSpec>,
+    /// Roots a request may choose a working dir under (as written; `~` allowed).
+    pub workspaces: Vec<String>,
+    /// Grace for running executions at daemon shutdown, milliseconds (default 30000).
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ExecConfig {
+    fn default() -> Self {
+        let mut pools = BTreeMap::new();
+        pools.insert("default".to_string(), PoolSpec::default());
+        ExecConfig {
+            tasks: BTreeMap::new(),
+            pools,
+            agents: BTreeMap::new(),
+            workspaces: Vec::new(),
+            shutdown_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawTask {
+    name: Spanned<String>,
+    command: Spanned<CommandSpec>,
+    cwd: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+    timeout_ms: Option<Spanned<u64>>,
+    pool: Option<Spanned<String>>,
+    allow_args: Option<bool>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawPool {
+    max_concurrent: Option<Spanned<usize>>,
+    max_queued: Option<Spanned<usize>>,
+    starts_per_minute: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RawAgent {
+    delegate: Spanned<Vec<String>>,
+    pool: Option<Spanned<String>>,
+    env: Option<BTreeMap<String, String>>,
+    timeout_ms: Option<Spanned<u64>>,
+}
+
+/// The raw `config.yml` keys of executions.
+#[derive(Deserialize, Default)]
+pub(super) struct RawExec {
+    pub tasks: Option<Vec<Spanned<RawTask>>>,
+    pub pools: Option<BTreeMap<String, Spanned<RawPool>>>,
+    pub agents: Option<BTreeMap<String, Spanned<RawAgent>>>,
+    pub workspaces: Option<Vec<String>>,
+    pub shutdown_timeout_ms: Option<Spanned<u64>>,
+}
+
+fn positive(
+    file: &Path,
+    v: &Option<Spanned<u64>>,
+    what: &str,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<u64> {
+    match v {
+        Some(t) if t.value == 0 => {
+            errs.push(diag_at(file, t, format!("{what} must be > 0")));
+            None
+        }
+        Some(t) => Some(t.value),
+        None => None,
+    }
+}
+
+/// Validate the execution keys; appends problems to `errs`.
+pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) -> ExecConfig {
+    let mut out = ExecConfig::default();
+    for (name, p) in raw.pools.unwrap_or_default() {
+        if !valid_app_name(&name) {
+            errs.push(diag_at(file, &p, format!("invalid pool name '{name}'")));
+            continue;
+        }
+        let mut spec = PoolSpec::default();
+        if let Some(m) = &p.value.max_concurrent {
+            if m.value == 0 {
+                errs.push(diag_at(
+                    file,
+                    m,
+                    format!("pool '{name}': max_concurrent must be at least 1"),
+                ));
+            }
+            spec.max_concurrent = m.value.max(1);
+        }
+        if let Some(m) = &p.value.max_queued {
+            spec.max_queued = m.value;
+        }
+        if let Some(s) = &p.value.starts_per_minute {
+            if s.value == 0 {
+                errs.push(diag_at(
+                    file,
+                    s,
+                    format!("pool '{name}': starts_per_minute must be at least 1"),
+                ));
+            }
+            spec.starts_per_minute = Some(s.value.max(1));
+        }
+        out.pools.insert(name, spec);
+    }
+    let pool_ok = |p: &Option<Spanned<String>>,
+                   owner: &str,
+                   errs: &mut Vec<Diagnostic>,
+                   pools: &BTreeMap<String, PoolSpec>|
+     -> String {
+        match p {
+            None => "default".to_string(),
+            Some(s) => {
+                if !pools.contains_key(&s.value) {
+                    errs.push(diag_at(
+                        file,
+                        s,
+                        format!("{owner}: unknown pool '{}'", s.value),
+                    ));
+                }
+                s.value.clone()
+            }
+        }
+    };
+    for t in raw.tasks.unwrap_or_default() {
+        let t = t.value;
+        let name = t.name.value.clone();
+        if !valid_app_name(&name) {
+            errs.push(diag_at(
+                file,
+                &t.name,
+                format!(
+                    "invalid task name '{name}': must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}$"
+                ),
+            ));
+            continue;
+        }
+        if out.tasks.contains_key(&name) {
+            errs.push(diag_at(
+                file,
+                &t.name,
+                format!("duplicate task name '{name}'"),
+            ));
+            continue;
+        }
+        let empty = match &t.command.value {
+            CommandSpec::Shell(s) => s.trim().is_empty(),
+            CommandSpec::Argv(v) => v.is_empty() || v[0].is_empty(),
+        };
+        if empty {
+            errs.push(diag_at(
+                file,
+                &t.command,
+                format!("task '{name}': command must not be empty"),
+            ));
+        }
+        let pool = pool_ok(&t.pool, &format!("task '{name}'"), errs, &out.pools);
+        let timeout_ms = positive(
+            file,
+            &t.timeout_ms,
+            &format!("task '{name}': timeout_ms"),
+            errs,
+        );
+        out.tasks.insert(
+            name.clone(),
+            TaskSpec {
+                name,
+                command: t.command.value,
+                cwd: t.cwd,
+                env: t.env.unwrap_or_default(),
+                timeout_ms,
+                pool,
+                allow_args: t.allow_args.unwrap_or(false),
+            },
+        );
+    }
+    for (name, a) in raw.agents.unwrap_or_default() {
+        if !valid_app_name(&name) {
+            errs.push(diag_at(file, &a, format!("invalid agent name '{name}'")));
+            continue;
+        }
+        let a = a.value;
+        if a.delegate.value.is_empty() || a.delegate.value[0].is_empty() {
+            errs.push(diag_at(
+                file,
+                &a.delegate,
+                format!("agent '{name}': delegate must be a non-empty argv"),
+            ));
+        } else if !a.delegate.value.iter().any(|x| x.contains("{prompt}")) {
+            errs.push(diag_at(
+                file,
+                &a.delegate,
+                format!("agent '{name}': delegate must contain {{prompt}}"),
+            ));
+        }
+        let pool = pool_ok(&a.pool, &format!("agent '{name}'"), errs, &out.pools);
+        let timeout_ms = positive(
+            file,
+            &a.timeout_ms,
+            &format!("agent '{name}': timeout_ms"),
+            errs,
+        );
+        out.agents.insert(
+            name.clone(),
+            AgentSpec {
+                name,
+                delegate: a.delegate.value,
+                pool,
+                env: a.env.unwrap_or_default(),
+                timeout_ms,
+            },
+        );
+    }
+    out.workspaces = raw
+        .workspaces
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|w| !w.trim().is_empty())
+        .collect();
+    if let Some(v) = positive(file, &raw.shutdown_timeout_ms, "shutdown_timeout_ms", errs) {
+        out.shutdown_timeout_ms = v;
+    }
+    out
+}

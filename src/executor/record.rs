@@ -1,0 +1,168 @@
+//! Execution records (API.md §7 `Execution`) and their persistence:
+//! `<state>/executions/<id>/execution.json`, written atomically on every change.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Lifecycle of an execution (API.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecStatus {
+    /// Waiting in its pool's queue.
+    Pending,
+    /// Its process runs.
+    Running,
+    /// Exited 0.
+    Completed,
+    /// Exited non-zero, died of a signal, or could not be spawned.
+    Failed,
+    /// Killed after its `timeout_ms`.
+    Timeout,
+    /// Cancelled by a client, or by daemon shutdown.
+    Cancelled,
+    /// The daemon was not alive to see it finish.
+    Lost,
+}
+
+impl ExecStatus {
+    /// Is this a final state?
+    pub fn is_final(self) -> bool {
+        !matches!(self, ExecStatus::Pending | ExecStatus::Running)
+    }
+    /// Parse the lowercase name (query `?status=`).
+    pub fn parse(s: &str) -> Option<ExecStatus> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecStatus::Pending => "pending",
+            ExecStatus::Running => "running",
+            ExecStatus::Completed => "completed",
+            ExecStatus::Failed => "failed",
+            ExecStatus::Timeout => "timeout",
+            ExecStatus::Cancelled => "cancelled",
+            ExecStatus::Lost => "lost",
+        }
+    }
+}
+
+/// The public record (API.md §7 `Execution`), plus `timeout_ms` and `agent`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Execution {
+    /// `exec-<12 hex>`.
+    pub id: String,
+    /// Task name, or `agent:<type>` for a delegation.
+    pub task: String,
+    /// What runs (no shell unless the task's command is a string).
+    pub argv: Vec<String>,
+    /// Absolute working directory.
+    pub cwd: String,
+    /// Pool name.
+    pub pool: String,
+    /// Status.
+    pub status: ExecStatus,
+    /// 1-based position in the pool's queue while pending.
+    pub queue_position: Option<usize>,
+    /// PID (= process group id) while or after running.
+    pub pid: Option<u32>,
+    /// Exit code, when it exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal that ended it, if any.
+    pub signal: Option<i32>,
+    /// Why it failed, was cancelled or lost.
+    pub error: Option<String>,
+    /// The execution this one retries.
+    pub retry_of: Option<String>,
+    /// RFC 3339 times.
+    pub created_at: String,
+    /// RFC 3339, when it started running.
+    pub started_at: Option<String>,
+    /// RFC 3339, when it reached a final state.
+    pub finished_at: Option<String>,
+    /// `finished - started`, milliseconds.
+    pub duration_ms: Option<u64>,
+    /// Bytes in `output.log` so far.
+    pub output_bytes: u64,
+    /// Time limit, milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Agent type, for delegations.
+    pub agent: Option<String>,
+}
+
+/// What is persisted: the public record plus what a retry or recovery needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRecord {
+    /// The public part.
+    #[serde(flatten)]
+    pub exec: Execution,
+    /// Creation order (ids are random).
+    #[serde(default)]
+    pub seq: u64,
+    /// Environment added to the child (from the task or agent config at submit time).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Start time of the process group leader (sysinfo, seconds since the epoch),
+    /// to recognise it after a restart despite PID reuse.
+    #[serde(default)]
+    pub pid_start_time: Option<u64>,
+    /// `git status --porcelain` lines before a delegation ran (None: not a git work tree).
+    #[serde(default)]
+    pub git_before: Option<Vec<String>>,
+    /// Paths changed by a delegation (computed after the run).
+    #[serde(default)]
+    pub files_modified: Option<Vec<String>>,
+}
+
+/// `<state>/executions/<id>`.
+pub fn exec_dir(root: &Path, id: &str) -> PathBuf {
+    root.join(id)
+}
+
+/// Write `execution.json` atomically (mode 0600: it may hold task environment).
+/// Not fsynced: a daemon crash cannot tear it (rename), and one fsync per state
+/// change would dominate short runs.
+///
+/// Errors: I/O errors creating the dir or writing the file.
+pub fn save(root: &Path, rec: &ExecRecord) -> std::io::Result<()> {
+    let dir = exec_dir(root, &rec.exec.id);
+    crate::fsutil::create_private_dir(&dir)?;
+    let data = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
+    crate::fsutil::write_atomic_nosync(&dir.join("execution.json"), &data, 0o600)
+}
+
+/// Load every record under `root`; unreadable ones are skipped with a warning.
+pub fn load_all(root: &Path) -> Vec<ExecRecord> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path().join("execution.json");
+        match std::fs::read(&p) {
+            Ok(b) => match serde_json::from_slice::<ExecRecord>(&b) {
+                Ok(r) => out.push(r),
+                Err(err) => log::warn!(
+                    "skipping unreadable execution record {}: {err}",
+                    p.display()
+                ),
+            },
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => log::warn!("skipping {}: {err}", p.display()),
+        }
+    }
+    out.sort_by_key(|r| r.seq);
+    out
+}
+
+/// A new random id `<prefix>-<12 hex>`.
+pub fn new_id(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    if getrandom::fill(&mut b).is_err() {
+        let t = crate::time::unix_ms(std::time::SystemTime::now()) ^ u64::from(std::process::id());
+        b.copy_from_slice(&t.to_le_bytes()[..6]);
+    }
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{prefix}-{hex}")
+}

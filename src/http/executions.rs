@@ -1,0 +1,287 @@
+//! HTTP handlers of API.md §7: executions, their output (range and SSE), and
+//! delegation tickets (Orchestra `POST /delegate`, `GET /tasks/{ticket_id}`).
+
+use super::router::RouteId;
+use super::routes::{Call, Ctx};
+use super::sse::{self, StreamSlot};
+use super::{HResult, HttpError, Reply, Resp};
+use crate::executor::record::{ExecStatus, Execution};
+use crate::executor::{ExecError, SubmitSpec, TICKET_MESSAGE_LINES, output};
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+
+/// Largest range served by `GET /executions/{id}/output`, bytes.
+pub const MAX_OUTPUT_RANGE: u64 = 16 * 1024 * 1024;
+
+/// Map an executor error to status and code (API.md §2, §7).
+pub fn exec_error(e: ExecError) -> HttpError {
+    let msg = e.to_string();
+    match e {
+        ExecError::UnknownTask(_) | ExecError::NotFound(_) => HttpError::not_found(msg),
+        ExecError::UnknownAgent(_) => HttpError::bad_request(msg),
+        ExecError::ArgsNotAllowed(_) => HttpError::new(422, "unprocessable", msg),
+        ExecError::Forbidden(_) => HttpError::new(403, "forbidden", msg),
+        ExecError::QueueFull { retry_after_s, .. } => HttpError::new(429, "queue_full", msg)
+            .with_header("Retry-After", retry_after_s.to_string()),
+        ExecError::ShuttingDown | ExecError::Closed => HttpError::unavailable(msg),
+        ExecError::Finished(ex) => HttpError::new(409, "conflict", msg).with_details(json!(ex)),
+    }
+}
+
+fn accepted(e: &Execution) -> HResult {
+    Ok(Reply::Resp(
+        Resp::json(202, e).with_header("Location", format!("/executions/{}", e.id)),
+    ))
+}
+
+fn opt_timeout(c: &Call) -> Result<Option<u64>, HttpError> {
+    match c.field("timeout_ms") {
+        None => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(t) if t > 0 => Ok(Some(t)),
+            _ => Err(HttpError::bad_request(
+                "field 'timeout_ms' must be a positive integer",
+            )),
+        },
+    }
+}
+
+fn get(ctx: &Ctx, id: &str) -> Result<crate::executor::ExecHandle, HttpError> {
+    ctx.executor
+        .get(id)
+        .ok_or_else(|| HttpError::not_found(format!("no execution '{id}'")))
+}
+
+/// Serve an executions, delegation or ticket route.
+pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
+    match id {
+        RouteId::SubmitExecution => {
+            if c.body.is_none() {
+                return Err(HttpError::bad_request(
+                    "missing request body: expected {\"task\": ...}",
+                ));
+            }
+            let task = c.req_str("task")?.to_string();
+            let args = match c.field("args") {
+                None => Vec::new(),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| x.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        HttpError::bad_request("field 'args' must be an array of strings")
+                    })?,
+                Some(_) => {
+                    return Err(HttpError::bad_request(
+                        "field 'args' must be an array of strings",
+                    ));
+                }
+            };
+            let spec = SubmitSpec::Task {
+                task,
+                args,
+                cwd: c.opt_str("cwd")?.map(str::to_string),
+                timeout_ms: opt_timeout(c)?,
+            };
+            let e = ctx.executor.submit(spec).map_err(exec_error)?;
+            accepted(&e)
+        }
+        RouteId::ListExecutions => {
+            let status = match c.q("status") {
+                None => None,
+                Some(s) => Some(ExecStatus::parse(s).ok_or_else(|| {
+                    HttpError::bad_request(format!(
+                        "unknown status '{s}': expected pending, running, completed, failed, timeout, cancelled or lost"
+                    ))
+                })?),
+            };
+            let limit = c.q_u64("limit")?.unwrap_or(100);
+            if !(1..=1000).contains(&limit) {
+                return Err(HttpError::bad_request(format!(
+                    "limit must be between 1 and 1000, not {limit}"
+                )));
+            }
+            let (list, total) =
+                ctx.executor
+                    .list(status, c.q("task").map(str::to_string), limit as usize);
+            Ok(Reply::Resp(Resp::json(
+                200,
+                &json!({"executions": list, "total": total}),
+            )))
+        }
+        RouteId::GetExecution => Ok(Reply::Resp(Resp::json(200, &get(ctx, c.name())?.exec))),
+        RouteId::ExecutionOutput => {
+            let h = get(ctx, c.name())?;
+            let len = h.output.len();
+            let offset = c.q_u64("offset")?.unwrap_or(0);
+            let limit = c
+                .q_u64("limit")?
+                .unwrap_or(MAX_OUTPUT_RANGE)
+                .min(MAX_OUTPUT_RANGE);
+            let n = len.saturating_sub(offset).min(limit) as usize;
+            let body = if n == 0 {
+                Vec::new()
+            } else {
+                output::read_at(h.output.path(), offset, n)
+                    .map_err(|e| HttpError::internal(format!("cannot read output: {e}")))?
+            };
+            Ok(Reply::Resp(
+                Resp::text(200, body)
+                    .with_header("X-Output-Offset", offset.to_string())
+                    .with_header("X-Output-Length", len.to_string()),
+            ))
+        }
+        RouteId::ExecutionStream => {
+            let h = get(ctx, c.name())?;
+            let from = match c
+                .last_event_id
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                Some(v) => v.parse::<u64>().map_err(|_| {
+                    HttpError::bad_request(format!(
+                        "Last-Event-ID must be a byte offset, not '{v}'"
+                    ))
+                })?,
+                None => c
+                    .q_u64("last_event_id")?
+                    .or(c.q_u64("offset")?)
+                    .unwrap_or(0),
+            };
+            let settings = ctx.registry.settings();
+            let slot =
+                StreamSlot::acquire(&ctx.streams, settings.sse_max_streams).ok_or_else(|| {
+                    HttpError::unavailable(format!(
+                        "too many open streams (sse_max_streams = {})",
+                        settings.sse_max_streams
+                    ))
+                    .with_header("Retry-After", "2")
+                })?;
+            let hb = Duration::from_millis(settings.sse_heartbeat_ms);
+            let out = h.output.clone();
+            Ok(Reply::Stream(Box::new(move |w| {
+                sse::serve_output(w, out, from, hb, slot)
+            })))
+        }
+        RouteId::CancelExecution => {
+            let e = ctx.executor.cancel(c.name()).map_err(exec_error)?;
+            Ok(Reply::Resp(Resp::json(200, &e)))
+        }
+        RouteId::RetryExecution => {
+            let e = ctx.executor.retry(c.name()).map_err(exec_error)?;
+            accepted(&e)
+        }
+        RouteId::Delegate => delegate(ctx, c),
+        RouteId::GetTicket => {
+            let h = get(ctx, c.name())?;
+            let e = &h.exec;
+            let result = if e.status.is_final() {
+                json!({
+                    "exit_code": e.exit_code,
+                    "message": output::tail_lines(h.output.path(), TICKET_MESSAGE_LINES),
+                    "files_modified": h.files_modified.clone().unwrap_or_default(),
+                    "error": e.error,
+                })
+            } else {
+                Value::Null
+            };
+            Ok(Reply::Resp(Resp::json(
+                200,
+                &json!({
+                    "ticket_id": e.id,
+                    "status": e.status,
+                    "agent": e.agent,
+                    "result": result,
+                    "started_at": e.started_at,
+                    "completed_at": e.finished_at,
+                    "duration_ms": e.duration_ms,
+                }),
+            )))
+        }
+        _ => Err(HttpError::internal("route not handled by executions")),
+    }
+}
+
+fn humanize(key: &str) -> String {
+    let s = key.replace(['_', '-'], " ");
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => s,
+    }
+}
+
+/// The prompt of a delegation: the task text, then the context as plain text
+/// (API.md §7: "the task text followed by the context rendered as plain text").
+pub fn render_prompt(task: &str, context: Option<&Map<String, Value>>) -> String {
+    let mut p = task.trim_end().to_string();
+    let Some(ctx) = context.filter(|m| !m.is_empty()) else {
+        return p;
+    };
+    p.push_str("\n\nContext:");
+    for (k, v) in ctx {
+        let name = humanize(k);
+        match v {
+            Value::Array(items) => {
+                p.push_str(&format!("\n{name}:"));
+                for i in items {
+                    match i {
+                        Value::String(s) => p.push_str(&format!("\n- {s}")),
+                        other => p.push_str(&format!("\n- {other}")),
+                    }
+                }
+            }
+            Value::Bool(b) => p.push_str(&format!("\n{name}: {}", if *b { "yes" } else { "no" })),
+            Value::String(s) => p.push_str(&format!("\n{name}: {s}")),
+            Value::Null => {}
+            other => p.push_str(&format!("\n{name}: {other}")),
+        }
+    }
+    p
+}
+
+fn delegate(ctx: &Ctx, c: &Call) -> HResult {
+    if c.body.is_none() {
+        return Err(HttpError::bad_request(
+            "missing request body: expected {\"agent_type\", \"task\", ...}",
+        ));
+    }
+    let agent = c.req_str("agent_type")?.to_string();
+    let task = c.req_str("task")?;
+    let context = match c.field("context") {
+        None => None,
+        Some(Value::Object(m)) => Some(m),
+        Some(_) => return Err(HttpError::bad_request("field 'context' must be an object")),
+    };
+    let spec = SubmitSpec::Delegate {
+        agent,
+        prompt: render_prompt(task, context),
+        cwd: c.opt_str("working_dir")?.map(str::to_string),
+        timeout_ms: opt_timeout(c)?,
+    };
+    let e = ctx.executor.submit(spec).map_err(exec_error)?;
+    Ok(Reply::Resp(
+        Resp::json(
+            202,
+            &json!({"ticket_id": e.id, "session_id": null, "status": e.status, "created_at": e.created_at}),
+        )
+        .with_header("Location", format!("/tasks/{}", e.id)),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_renders_context_as_text() {
+        let ctx = json!({"files": ["src/auth.py"], "requirements": ["Use bcrypt"], "tests_required": true});
+        let p = render_prompt("Implement JWT auth", ctx.as_object());
+        assert_eq!(
+            p,
+            "Implement JWT auth\n\nContext:\nFiles:\n- src/auth.py\nRequirements:\n- Use bcrypt\nTests required: yes"
+        );
+        assert_eq!(render_prompt("x", None), "x");
+    }
+}
