@@ -4,6 +4,7 @@
 pub mod approvals_cmds;
 mod daemon_cmds;
 mod events_cmds;
+pub mod exec_cmds;
 
 use crate::client::{Client, ClientError};
 use crate::paths::Paths;
@@ -173,6 +174,25 @@ pub enum Command {
     Ask(approvals_cmds::AskArgs),
     /// Hook adapters for coding agents (`orchestratr hook claude-code`).
     Hook(approvals_cmds::HookArgs),
+    /// Run a registered task (queued in its pool); --follow streams its output.
+    #[command(
+        long_about = "Queue a run of a task registered under `tasks:` in config.yml.\n\n\
+        Prints the execution id. With --follow, streams the output and exits with the\n\
+        run's exit code (128+N for signal N, 124 timeout, 130 cancelled, 1 lost).\n\
+        Arguments after `--` are appended to the task's argv (needs allow_args: true);\n\
+        they never reach a shell."
+    )]
+    Run(exec_cmds::RunArgs),
+    /// List executions, newest first.
+    Executions(exec_cmds::ListArgs),
+    /// Print an execution's output; --follow streams it live until the run ends.
+    Logs(exec_cmds::LogsArgs),
+    /// Cancel a pending or running execution.
+    Cancel(exec_cmds::IdArgs),
+    /// Run an execution again (same argv, cwd and environment).
+    Retry(exec_cmds::IdArgs),
+    /// Delegate a task to a coding agent configured under `agents:`; prints the ticket id.
+    Delegate(exec_cmds::DelegateArgs),
 }
 
 /// Print a line to stdout; `false` when stdout is closed (e.g. piped to `head`).
@@ -269,6 +289,12 @@ pub fn main() -> ExitCode {
         Command::Deny(a) => approvals_cmds::decide(&env, &a, "deny"),
         Command::Ask(a) => approvals_cmds::ask(&env, &a),
         Command::Hook(a) => approvals_cmds::hook(&env, &a),
+        Command::Run(a) => exec_cmds::run(&env, &a),
+        Command::Executions(a) => exec_cmds::list(&env, &a),
+        Command::Logs(a) => exec_cmds::logs(&env, &a),
+        Command::Cancel(a) => exec_cmds::cancel(&env, &a),
+        Command::Retry(a) => exec_cmds::retry(&env, &a),
+        Command::Delegate(a) => exec_cmds::delegate(&env, &a),
     };
     ExitCode::from(code)
 }

@@ -212,6 +212,25 @@ impl Client {
         Self::finish(resp).map(|x| x.1)
     }
 
+    /// `GET path` returning raw bytes (e.g. `text/plain` output).
+    ///
+    /// Errors: as [`Client::get`]; an error status is decoded as JSON.
+    pub fn get_bytes(&self, path: &str, paths: &Paths) -> Result<Vec<u8>, ClientError> {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let resp = req.call().map_err(|e| self.map_transport(e, paths))?;
+        if resp.status().as_u16() >= 400 {
+            return Self::finish(resp).map(|_| Vec::new());
+        }
+        resp.into_body()
+            .into_with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| ClientError::Transport(format!("cannot read response: {e}")))
+    }
+
     /// `POST path` with an optional JSON body; returns status and JSON answer.
     ///
     /// Errors: as [`Client::get`].

@@ -582,7 +582,7 @@ impl State {
                     .filter(|r| status.is_none_or(|s| r.exec.status == s))
                     .filter(|r| task.as_ref().is_none_or(|t| r.exec.task == *t))
                     .collect();
-                all.sort_by(|a, b| b.seq.cmp(&a.seq));
+                all.sort_by_key(|r| std::cmp::Reverse(r.seq));
                 let total = all.len();
                 let page: Vec<Execution> = all
                     .iter()
