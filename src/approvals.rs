@@ -233,7 +233,7 @@ impl std::error::Error for ApprovalError {}
 pub enum WaitResult {
     /// The approval as it stands (decided, expired, or still pending when the
     /// wait ended or the daemon is stopping).
-    Ready(Approval),
+    Ready(Box<Approval>),
     /// No approval with this id.
     NotFound,
     /// The actor is gone.
@@ -597,11 +597,17 @@ impl Actor {
                 }
             }
         }
-        // Answer every held long poll with the current state, then let the
-        // responder finish its queue.
+        // Answer every held long poll with the current state (also polls still
+        // queued behind the shutdown), then let the responder finish its queue.
         for w in std::mem::take(&mut self.waiters) {
             let res = self.result_of(&w.id);
             self.respond(w.reply, res);
+        }
+        while let Ok(cmd) = rx.try_recv() {
+            if let Cmd::Wait(id, _, reply) = cmd {
+                let res = self.result_of(&id);
+                self.respond(reply, res);
+            }
         }
         self.responder = None;
         if let Some(t) = self.responder_thread.take() {
@@ -648,7 +654,7 @@ impl Actor {
 
     fn result_of(&self, id: &str) -> WaitResult {
         match self.items.get(id) {
-            Some(e) => WaitResult::Ready(e.approval.clone()),
+            Some(e) => WaitResult::Ready(Box::new(e.approval.clone())),
             None => WaitResult::NotFound,
         }
     }
@@ -680,8 +686,17 @@ impl Actor {
         }
     }
 
+    /// Publish an approval event. `GET /events` and the event stream are open
+    /// routes (any local process can read them), so events carry only what
+    /// identifies the approval and its outcome; title, detail and context (which
+    /// may hold whole commands or diffs) stay behind the token on `/approvals`.
     fn emit(&self, kind: &str, a: &Approval) {
-        self.bus.emit(NewEvent::daemon(kind, None, json!(a)));
+        let data = json!({
+            "id": a.id, "status": a.status, "source": a.source, "options": a.options,
+            "default": a.default, "decision": a.decision, "decided_by": a.decided_by,
+            "created_at": a.created_at, "decided_at": a.decided_at, "expires_at": a.expires_at,
+        });
+        self.bus.emit(NewEvent::daemon(kind, None, data));
     }
 
     // ---- commands ----------------------------------------------------------
@@ -755,7 +770,7 @@ impl Actor {
             None => self.respond(reply, WaitResult::NotFound),
             Some(e) if e.approval.status != Status::Pending || wait.is_zero() => {
                 let a = e.approval.clone();
-                self.respond(reply, WaitResult::Ready(a));
+                self.respond(reply, WaitResult::Ready(Box::new(a)));
             }
             Some(_) => self.waiters.push(Waiter {
                 id,

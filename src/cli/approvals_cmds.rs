@@ -114,8 +114,9 @@ pub enum HookAgent {
         \"permissionDecision\":\"allow|deny\",\"permissionDecisionReason\":\"...\"}} with exit 0.\n\n\
         Every failure (daemon down, no answer in time with default deny, bad input) denies:\n\
         exit 2 with the reason on stderr, which makes Claude Code block the tool.\n\n\
-        Set the hook's own \"timeout\" in settings.json (seconds) above --timeout;\n\
-        Claude Code's default hook timeout is 60 s, hence the 50 s default here."
+        Set the hook's own \"timeout\" in settings.json (seconds) above --timeout: a hook\n\
+        that Claude Code times out does not block the tool. Older Claude Code versions\n\
+        default to 60 s, hence the conservative 50 s default here."
     )]
     ClaudeCode(ClaudeCodeArgs),
 }
@@ -367,7 +368,10 @@ fn poll_once(env: &Env, id: &str, wait_s: u64) -> Poll {
         Err(e) => return Poll::Unreachable(format!("cannot read the answer: {e}")),
     };
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let msg = body["error"].as_str().unwrap_or("request failed").to_string();
+    let msg = body["error"]
+        .as_str()
+        .unwrap_or("request failed")
+        .to_string();
     match status {
         200 if body["status"].is_string() => Poll::Got(body),
         200 => Poll::Unreachable(format!("unexpected answer from {}", client.base)),
@@ -410,6 +414,12 @@ fn wait_for_decision(p: &WaitPlan) -> Result<Value, String> {
                 }
                 if down.take().is_some() && p.progress {
                     err("reconnected; still waiting");
+                } else if p.progress && started.elapsed() >= Duration::from_secs(wait_s) {
+                    err(&format!(
+                        "still waiting for an answer to {} (expires {})",
+                        p.id,
+                        expires_in(&v)
+                    ));
                 }
                 // An early "pending" means the daemon is stopping: do not spin.
                 if started.elapsed() < Duration::from_millis(500) {

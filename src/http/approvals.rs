@@ -161,13 +161,13 @@ fn get(ctx: &Ctx, c: &Call) -> HResult {
             Duration::from_secs(wait),
             Box::new(move |res| {
                 let resp = match res {
-                    WaitResult::Ready(a) => Resp::json(200, &a),
+                    WaitResult::Ready(a) => Resp::json(200, &*a),
                     WaitResult::NotFound => not_found(&id2).into_resp(),
                     WaitResult::Closed => {
                         HttpError::unavailable("the daemon is shutting down").into_resp()
                     }
                 };
-                respond(req, resp);
+                super::server::respond(req, resp);
             }),
         );
     })))
@@ -182,20 +182,4 @@ fn decide(ctx: &Ctx, c: &Call) -> HResult {
     };
     let a = ctx.approvals.decide(d).map_err(approval_error)?;
     ok(200, &a)
-}
-
-/// Answer a deferred request (the same framing as the server's own responses).
-fn respond(req: tiny_http::Request, r: Resp) {
-    let mut resp = tiny_http::Response::from_data(r.body).with_status_code(r.status);
-    if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", r.content_type) {
-        resp.add_header(h);
-    }
-    for (k, v) in r.headers {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            resp.add_header(h);
-        }
-    }
-    if let Err(e) = req.respond(resp) {
-        log::debug!("long-poll client went away before its answer: {e}");
-    }
 }

@@ -121,7 +121,8 @@ impl HttpServer {
     }
 }
 
-fn respond(req: tiny_http::Request, r: Resp) {
+/// Write a complete response; a client that went away is logged at debug level.
+pub(crate) fn respond(req: tiny_http::Request, r: Resp) {
     let mut resp = tiny_http::Response::from_data(r.body).with_status_code(r.status);
     if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", r.content_type) {
         resp.add_header(h);
