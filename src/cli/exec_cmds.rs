@@ -154,34 +154,30 @@ fn follow_output(env: &Env, id: &str, mut from: u64) -> Result<Value, ClientErro
             }
         };
         failures = 0;
-        loop {
-            match next_frame(&mut *reader) {
-                Ok(Some(f)) => {
-                    let v: Value = serde_json::from_str(&f.data).unwrap_or(Value::Null);
-                    match f.event.as_str() {
-                        "output" => {
-                            if let Some(t) = v["text"].as_str() {
-                                let mut o = std::io::stdout().lock();
-                                if o.write_all(t.as_bytes()).and_then(|_| o.flush()).is_err() {
-                                    return Ok(v);
-                                }
-                            }
-                            if let Some(next) = f.id.as_deref().and_then(|i| i.parse().ok()) {
-                                from = next;
-                            }
+        // A dropped connection ends this loop; reconnect from `from`.
+        while let Ok(Some(f)) = next_frame(&mut *reader) {
+            let v: Value = serde_json::from_str(&f.data).unwrap_or(Value::Null);
+            match f.event.as_str() {
+                "output" => {
+                    if let Some(t) = v["text"].as_str() {
+                        let mut o = std::io::stdout().lock();
+                        if o.write_all(t.as_bytes()).and_then(|_| o.flush()).is_err() {
+                            return Ok(v);
                         }
-                        "status" => {
-                            let line = status_line(&v);
-                            if tty && line != last_status {
-                                err(&line);
-                                last_status = line;
-                            }
-                        }
-                        "end" => return Ok(v),
-                        _ => {}
+                    }
+                    if let Some(next) = f.id.as_deref().and_then(|i| i.parse().ok()) {
+                        from = next;
                     }
                 }
-                Ok(None) | Err(_) => break, // dropped: reconnect from `from`
+                "status" => {
+                    let line = status_line(&v);
+                    if tty && line != last_status {
+                        err(&line);
+                        last_status = line;
+                    }
+                }
+                "end" => return Ok(v),
+                _ => {}
             }
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -47,15 +47,19 @@ pub struct HttpServer {
     pub port: u16,
 }
 
-fn set_send_timeout(listener: &TcpListener) {
+/// Socket options set on the listener and inherited by every accepted connection
+/// (Linux): `SO_SNDTIMEO` so a stuck client cannot pin a thread forever, and
+/// `TCP_NODELAY` because tiny_http writes headers and body separately, which with
+/// Nagle + delayed ACK stalls every response over ~1 KiB by 40 ms.
+fn set_socket_options(listener: &TcpListener) {
     use nix::sys::socket::{setsockopt, sockopt};
     use nix::sys::time::TimeVal;
-    if let Err(e) = setsockopt(
-        listener,
-        sockopt::SendTimeout,
-        &TimeVal::new(SEND_TIMEOUT_S, 0),
-    ) {
+    let timeout = TimeVal::new(SEND_TIMEOUT_S, 0);
+    if let Err(e) = setsockopt(listener, sockopt::SendTimeout, &timeout) {
         log::warn!("cannot set SO_SNDTIMEO on the listener: {e}");
+    }
+    if let Err(e) = setsockopt(listener, sockopt::TcpNoDelay, &true) {
+        log::warn!("cannot set TCP_NODELAY on the listener: {e}");
     }
 }
 
@@ -69,7 +73,7 @@ impl HttpServer {
         ctx: Arc<Ctx>,
         dead: Sender<String>,
     ) -> Result<HttpServer, String> {
-        set_send_timeout(&listener);
+        set_socket_options(&listener);
         let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         let server =
             Arc::new(tiny_http::Server::from_listener(listener, None).map_err(|e| e.to_string())?);

@@ -177,32 +177,6 @@ pub fn serve_events(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_follow_the_event_stream_format() {
-        assert_eq!(
-            frame(Some("3"), "app.ready", "{}"),
-            "id: 3\nevent: app.ready\ndata: {}\n\n"
-        );
-        assert_eq!(
-            frame(None, "stream.gap", "{}"),
-            "event: stream.gap\ndata: {}\n\n"
-        );
-    }
-
-    #[test]
-    fn slots_are_capped_and_released() {
-        let c = Arc::new(AtomicUsize::new(0));
-        let a = StreamSlot::acquire(&c, 1).expect("first");
-        assert!(StreamSlot::acquire(&c, 1).is_none());
-        drop(a);
-        assert!(StreamSlot::acquire(&c, 1).is_some());
-    }
-}
-
 /// Largest `output` event payload, bytes.
 pub const OUTPUT_CHUNK: usize = 16 * 1024;
 
@@ -286,5 +260,31 @@ pub fn serve_output(
         if (view.len, view.version) == before && !view.finished && offset >= view.len {
             sw.push(": keep-alive\n\n");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_follow_the_event_stream_format() {
+        assert_eq!(
+            frame(Some("3"), "app.ready", "{}"),
+            "id: 3\nevent: app.ready\ndata: {}\n\n"
+        );
+        assert_eq!(
+            frame(None, "stream.gap", "{}"),
+            "event: stream.gap\ndata: {}\n\n"
+        );
+    }
+
+    #[test]
+    fn slots_are_capped_and_released() {
+        let c = Arc::new(AtomicUsize::new(0));
+        let a = StreamSlot::acquire(&c, 1).expect("first");
+        assert!(StreamSlot::acquire(&c, 1).is_none());
+        drop(a);
+        assert!(StreamSlot::acquire(&c, 1).is_some());
     }
 }
