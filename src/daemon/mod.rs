@@ -371,28 +371,42 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         }
     };
 
+    let mut refused = 0u32;
     loop {
-        select! {
+        let dead: Option<String> = select! {
             recv(shutdown.rx) -> reason => {
                 log::info!("shutting down ({})", reason.unwrap_or("signal"));
                 break;
             }
-            recv(dead_rx) -> err => {
-                let err = err.unwrap_or_default();
-                log::error!("http listener died ({err}); re-binding 127.0.0.1:{bound}");
-                http.stop();
-                match rebind(bound, ctx.clone(), dead_tx.clone()) {
-                    Ok(h) => { http = h; log::info!("re-bound 127.0.0.1:{bound}"); }
-                    Err(e) => {
-                        // Never stay up deaf: stop everything and exit non-zero.
-                        log::error!("{e}");
-                        drop(watcher);
-                        stop_actors(&registry, &bus);
-                        join_all(bus_thread, actor_threads);
-                        remove_port_file_if_ours(&port_file, bound);
-                        return Err(DaemonError::ListenerDied(e));
-                    }
+            recv(dead_rx) -> err => Some(err.unwrap_or_default()),
+            default(Duration::from_millis(LISTENER_PROBE_MS)) => {
+                // Watchdog: any way the accept loop can die (even a panic inside
+                // tiny_http) shows as "connection refused" on our own port.
+                if listener_refuses(bound) {
+                    refused += 1;
+                } else {
+                    refused = 0;
                 }
+                (refused >= 2).then(|| "the port refuses connections".to_string())
+            }
+        };
+        let Some(err) = dead else { continue };
+        refused = 0;
+        log::error!("http listener died ({err}); re-binding 127.0.0.1:{bound}");
+        http.stop();
+        match rebind(bound, ctx.clone(), dead_tx.clone()) {
+            Ok(h) => {
+                http = h;
+                log::info!("re-bound 127.0.0.1:{bound}");
+            }
+            Err(e) => {
+                // Never stay up deaf: stop everything and exit non-zero.
+                log::error!("{e}");
+                drop(watcher);
+                stop_actors(&registry, &bus);
+                join_all(bus_thread, actor_threads);
+                remove_port_file_if_ours(&port_file, bound);
+                return Err(DaemonError::ListenerDied(e));
             }
         }
     }
@@ -411,6 +425,19 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     remove_port_file_if_ours(&port_file, bound);
     log::info!("stopped");
     Ok(())
+}
+
+/// How often the daemon checks that its own port still accepts connections.
+pub const LISTENER_PROBE_MS: u64 = 2000;
+
+/// `true` when connecting to our own port is refused (the listener is gone).
+/// Other failures (e.g. EMFILE on our side, a timeout under load) are not counted.
+fn listener_refuses(port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+        Ok(_) => false,
+        Err(e) => e.kind() == io::ErrorKind::ConnectionRefused,
+    }
 }
 
 fn rebind(port: u16, ctx: Arc<Ctx>, dead: Sender<String>) -> Result<HttpServer, String> {

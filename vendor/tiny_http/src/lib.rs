@@ -296,7 +296,15 @@ impl Server {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
+                            // orchestratr patch: never panic here (fd exhaustion)
+                            None => match RefinedTcpStream::try_new(sock) {
+                                Ok(pair) => pair,
+                                Err(e) => {
+                                    log::error!("cannot set up a new connection: {}", e);
+                                    thread::sleep(std::time::Duration::from_millis(50));
+                                    continue;
+                                }
+                            },
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
                             Some(ref ssl) => {
                                 // trying to apply SSL over the connection
@@ -339,6 +347,14 @@ impl Server {
                         }));
                     }
 
+                    // orchestratr patch: resource exhaustion and aborted handshakes are
+                    // transient; back off and keep accepting instead of ending the
+                    // accept thread (which left the server deaf).
+                    Err(e) if is_transient_accept_error(&e) => {
+                        log::error!("accept failed, retrying: {}", e);
+                        thread::sleep(std::time::Duration::from_millis(100));
+                        continue;
+                    }
                     Err(e) => {
                         log::error!("Error accepting new client: {}", e);
                         inside_messages.push(e.into());
@@ -417,6 +433,15 @@ impl Iterator for IncomingRequests<'_> {
     fn next(&mut self) -> Option<Request> {
         self.server.recv().ok()
     }
+}
+
+/// orchestratr patch: accept errors after which the listener still works.
+fn is_transient_accept_error(e: &IoError) -> bool {
+    matches!(
+        e.kind(),
+        IoErrorKind::ConnectionAborted | IoErrorKind::ConnectionReset | IoErrorKind::Interrupted
+    ) || matches!(e.raw_os_error(), Some(23) | Some(24) | Some(105) | Some(12))
+    // ENFILE, EMFILE, ENOBUFS, ENOMEM (Linux numbering)
 }
 
 impl Drop for Server {

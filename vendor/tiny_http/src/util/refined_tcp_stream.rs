@@ -89,6 +89,25 @@ pub struct RefinedTcpStream {
 }
 
 impl RefinedTcpStream {
+    /// orchestratr patch: like `new` for a plain connection, but returns the
+    /// error of duplicating the socket (EMFILE under fd exhaustion) instead of
+    /// panicking in the accept thread, which silently killed the listener.
+    pub(crate) fn try_new(conn: Connection) -> IoResult<(RefinedTcpStream, RefinedTcpStream)> {
+        let read = conn.try_clone()?;
+        Ok((
+            RefinedTcpStream {
+                stream: Stream::Http(read),
+                close_read: true,
+                close_write: false,
+            },
+            RefinedTcpStream {
+                stream: Stream::Http(conn),
+                close_read: false,
+                close_write: true,
+            },
+        ))
+    }
+
     pub(crate) fn new<S>(stream: S) -> (RefinedTcpStream, RefinedTcpStream)
     where
         S: Into<Stream>,
