@@ -448,3 +448,20 @@ fn thread_summary(pid: u32) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+/// A handler that panics answers `500 internal` and its worker lives on: after
+/// more panics than there are workers, normal requests are still served.
+#[test]
+fn a_panicking_handler_answers_500_and_workers_live_on() {
+    let dirs = Dirs::new();
+    let d = Daemon::start_env(dirs, &[], &[("ORCHESTRATR_TEST_PANIC_ROUTE", "1")]);
+    for _ in 0..20 {
+        let r = d.get("/__test/panic");
+        assert_error(&r, 500, "internal");
+    }
+    for _ in 0..20 {
+        assert_eq!(d.get("/health").status, 200);
+    }
+    let log = d.log();
+    assert!(log.contains("panicked"), "panic not logged:\n{log}");
+}

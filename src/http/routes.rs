@@ -153,6 +153,15 @@ pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
     guards::check_origin(header(req, "Origin"), &settings)?;
     let url = req.url().to_string();
     let method = req.method().as_str().to_ascii_uppercase();
+    // Test hook (debug builds only, and only with ORCHESTRATR_TEST_PANIC_ROUTE=1
+    // set for the daemon): a route that panics, to prove a panicking handler
+    // answers 500 and its worker lives on.
+    #[cfg(debug_assertions)]
+    if router::normalize_path(&url) == "/__test/panic"
+        && std::env::var_os("ORCHESTRATR_TEST_PANIC_ROUTE").is_some()
+    {
+        panic!("test panic route");
+    }
     let (id, auth, params) = match router::route(&method, &url) {
         RouteMatch::Found(id, auth, params) => (id, auth, params),
         RouteMatch::MethodNotAllowed(allow) => {
