@@ -717,7 +717,7 @@ impl State {
         }
         let pool = self.pool(&rec.exec.pool);
         let queued = self.queues.get(&rec.exec.pool).map_or(0, VecDeque::len);
-        if queued >= pool.max_queued {
+        if queued >= pool.max_queued && !self.can_start_now(&rec.exec.pool, &pool) {
             return Err(ExecError::QueueFull {
                 pool: rec.exec.pool.clone(),
                 retry_after_s: if pool.starts_per_minute.is_some() {
@@ -856,7 +856,9 @@ impl State {
                     run.reason = Some(EndReason::Shutdown);
                 }
                 let _ = killpg(Pid::from_raw(run.pgid), Signal::SIGTERM);
-                run.kill_at = Some(now_i + Duration::from_millis(KILL_GRACE_MS));
+                if run.kill_at.is_none() {
+                    run.kill_at = Some(now_i + Duration::from_millis(KILL_GRACE_MS));
+                }
             }
         }
         if self.next_wake.is_some_and(|w| now_i >= w) {
@@ -865,8 +867,33 @@ impl State {
         }
     }
 
+    /// Would a run submitted to `pool_name` start immediately (empty queue, a free
+    /// slot, and no `starts_per_minute` limit reached)?
+    fn can_start_now(&self, pool_name: &str, pool: &PoolSpec) -> bool {
+        let queue_empty = self.queues.get(pool_name).is_none_or(VecDeque::is_empty);
+        let running = self
+            .running
+            .keys()
+            .filter(|id| {
+                self.records
+                    .get(*id)
+                    .is_some_and(|r| r.exec.pool == pool_name)
+            })
+            .count();
+        let spm_ok = pool.starts_per_minute.is_none_or(|spm| {
+            let now_i = Instant::now();
+            self.starts.get(pool_name).map_or(0, |st| {
+                st.iter()
+                    .filter(|t| now_i.duration_since(**t) < Duration::from_secs(60))
+                    .count()
+            }) < spm as usize
+        });
+        self.accepting && queue_empty && running < pool.max_concurrent && spm_ok
+    }
+
     fn schedule(&mut self) {
-        if self.drain.is_some() {
+        // No new starts once a drain began (accepting never comes back).
+        if self.drain.is_some() || !self.accepting {
             return;
         }
         let pools: Vec<String> = self.queues.keys().cloned().collect();

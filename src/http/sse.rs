@@ -212,12 +212,19 @@ pub fn serve_output(
     sw.push(&status_frame(&view.snapshot, "status"));
     let mut seen_version = view.version;
     loop {
+        // `stuck`: bytes that cannot be sent yet — an incomplete character at the
+        // end of a live log, or a log that cannot be read (pruned). Then wait for
+        // the log to grow past its current length instead of spinning.
+        let mut stuck = false;
         // Output first, so `end` always follows the last byte.
         while offset < view.len {
             let want = ((view.len - offset) as usize).min(OUTPUT_CHUNK);
             let bytes = match read_at(out.path(), offset, want) {
                 Ok(b) if !b.is_empty() => b,
-                _ => break,
+                _ => {
+                    stuck = true;
+                    break;
+                }
             };
             let at_end = offset + bytes.len() as u64 >= view.len;
             let n = if at_end && view.finished {
@@ -226,7 +233,8 @@ pub fn serve_output(
                 utf8_boundary(&bytes)
             };
             if n == 0 {
-                break; // an incomplete character at the end: wait for the rest
+                stuck = true; // an incomplete character at the end: wait for the rest
+                break;
             }
             let text = String::from_utf8_lossy(&bytes[..n]);
             let next = offset + n as u64;
@@ -246,7 +254,9 @@ pub fn serve_output(
                 sw.push(&status_frame(&view.snapshot, "status"));
             }
         }
-        if view.finished && offset >= view.len {
+        // A finished run ends the stream once everything readable was sent (a log
+        // removed by retention while streaming cannot be read any further).
+        if view.finished && (offset >= view.len || stuck) {
             sw.push(&status_frame(&view.snapshot, "status"));
             sw.push(&status_frame(&view.snapshot, "end"));
             sw.finish();
@@ -256,8 +266,9 @@ pub fn serve_output(
             return;
         }
         let before = (view.len, view.version);
-        view = out.wait(offset.max(view.len.min(offset)), seen_version, heartbeat);
-        if (view.len, view.version) == before && !view.finished && offset >= view.len {
+        let threshold = if stuck { view.len } else { offset };
+        view = out.wait(threshold, seen_version, heartbeat);
+        if (view.len, view.version) == before && !view.finished {
             sw.push(": keep-alive\n\n");
         }
     }
