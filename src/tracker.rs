@@ -27,12 +27,24 @@ const KILL_GRACE_MS: u64 = 2000;
 
 /// Environment variables a service manager gives the daemon that must not leak
 /// into children (DESIGN.md §4).
-const STRIPPED_ENV: &[&str] = &[
+pub const STRIPPED_ENV: &[&str] = &[
     "NOTIFY_SOCKET",
     "LISTEN_FDS",
     "LISTEN_PID",
     "LISTEN_FDNAMES",
 ];
+
+/// Start time of `pid` (sysinfo: seconds since the epoch), refreshing only that
+/// process. Used to recognise a PID after a while despite PID reuse.
+pub fn process_start_time(sys: &mut sysinfo::System, pid: u32) -> Option<u64> {
+    let p = sysinfo::Pid::from_u32(pid);
+    sys.refresh_processes_specifics(
+        sysinfo::ProcessesToUpdate::Some(&[p]),
+        true,
+        sysinfo::ProcessRefreshKind::nothing(),
+    );
+    sys.process(p).map(|pr| pr.start_time())
+}
 
 /// What the tracker tells the registry.
 #[derive(Debug, Clone, PartialEq)]
@@ -472,14 +484,7 @@ impl State {
     }
 
     fn start_time_of(&mut self, pid: u32) -> Option<u64> {
-        let sys = self.sys.as_mut()?;
-        let p = sysinfo::Pid::from_u32(pid);
-        sys.refresh_processes_specifics(
-            sysinfo::ProcessesToUpdate::Some(&[p]),
-            true,
-            sysinfo::ProcessRefreshKind::nothing(),
-        );
-        sys.process(p).map(|pr| pr.start_time())
+        process_start_time(self.sys.as_mut()?, pid)
     }
 
     fn adopt(&mut self, name: &str, pid: u32) -> Result<(), TrackerError> {

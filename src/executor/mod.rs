@@ -446,14 +446,19 @@ impl State {
     }
 
     fn start_time_of(&mut self, pid: u32) -> Option<u64> {
-        let sys = self.sys.as_mut()?;
-        let p = sysinfo::Pid::from_u32(pid);
-        sys.refresh_processes_specifics(
-            sysinfo::ProcessesToUpdate::Some(&[p]),
-            true,
-            sysinfo::ProcessRefreshKind::nothing(),
-        );
-        sys.process(p).map(|x| x.start_time())
+        crate::tracker::process_start_time(self.sys.as_mut()?, pid)
+    }
+
+    /// Runs of `pool_name` now running.
+    fn running_in(&self, pool_name: &str) -> usize {
+        self.running
+            .keys()
+            .filter(|id| {
+                self.records
+                    .get(*id)
+                    .is_some_and(|r| r.exec.pool == pool_name)
+            })
+            .count()
     }
 
     fn recover(&mut self) {
@@ -871,15 +876,7 @@ impl State {
     /// slot, and no `starts_per_minute` limit reached)?
     fn can_start_now(&self, pool_name: &str, pool: &PoolSpec) -> bool {
         let queue_empty = self.queues.get(pool_name).is_none_or(VecDeque::is_empty);
-        let running = self
-            .running
-            .keys()
-            .filter(|id| {
-                self.records
-                    .get(*id)
-                    .is_some_and(|r| r.exec.pool == pool_name)
-            })
-            .count();
+        let running = self.running_in(pool_name);
         let spm_ok = pool.starts_per_minute.is_none_or(|spm| {
             let now_i = Instant::now();
             self.starts.get(pool_name).map_or(0, |st| {
@@ -903,16 +900,7 @@ impl State {
                 if self.queues.get(&pool_name).is_none_or(VecDeque::is_empty) {
                     break;
                 }
-                let running = self
-                    .running
-                    .keys()
-                    .filter(|id| {
-                        self.records
-                            .get(*id)
-                            .is_some_and(|r| r.exec.pool == pool_name)
-                    })
-                    .count();
-                if running >= spec.max_concurrent {
+                if self.running_in(&pool_name) >= spec.max_concurrent {
                     break;
                 }
                 if let Some(spm) = spec.starts_per_minute {
