@@ -7,6 +7,7 @@
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,7 +17,7 @@ use std::thread::JoinHandle;
 pub const DAEMON_SOURCE: &str = "orchestratr";
 
 /// One event (API.md §5 `Event`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Event {
     /// Strictly increasing for the daemon's lifetime, starting at 1.
     pub id: u64,
@@ -29,8 +30,10 @@ pub struct Event {
     pub time: String,
     /// App the event is addressed to (`app.message`) or about, if any.
     pub target: Option<String>,
-    /// Free JSON payload (`{}` by default).
-    pub data: Value,
+    /// Free JSON payload (`{}` by default), kept serialized: an event is stored
+    /// once in the ring buffer and sent to many clients, so a compact string
+    /// costs far less memory than a parsed tree and is never re-serialized.
+    pub data: Box<RawValue>,
 }
 
 /// An event not yet numbered.
@@ -322,13 +325,16 @@ impl BusState {
     fn publish(&mut self, ev: NewEvent) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
+        // Serializing a `Value` cannot fail; `null` would stand in if it ever did.
+        let data =
+            serde_json::value::to_raw_value(&ev.data).unwrap_or_else(|_| RawValue::NULL.to_owned());
         let event = Arc::new(Event {
             id,
             kind: ev.kind,
             source: ev.source,
             time: crate::time::now_rfc3339(),
             target: ev.target,
-            data: ev.data,
+            data,
         });
         if self.ring.len() >= self.capacity {
             self.ring.pop_front();
@@ -464,7 +470,7 @@ mod tests {
             source: "s".into(),
             time: String::new(),
             target: Some("x".into()),
-            data: json!({}),
+            data: serde_json::value::to_raw_value(&json!({})).expect("json"),
         };
         assert!(f.matches(&mk("app.ready")));
         assert!(f.matches(&mk("registry.reloaded")));

@@ -1,18 +1,21 @@
 //! The executor actor (API.md §7): queued, registered, non-interactive runs with
 //! live, resumable output; delegation to coding agents.
 //!
-//! One thread owns the queues and records. Each run has its own process group,
-//! two pipe-reader threads appending to `output.log` (stdout and stderr read
-//! independently, so neither pipe can fill and block the child), and a waiter
-//! thread: the exit is decided by `wait`, never by end-of-pipe. Results come back
-//! to the actor as commands, so all state changes happen on its thread.
+//! One thread owns the queues and records. Each run has its own process group and
+//! one run thread (`run.rs`) that polls stdout and stderr together into
+//! `output.log` (neither pipe can fill and block the child) and decides the exit
+//! by `wait`, never by end-of-pipe. Results come back to the actor as commands,
+//! so all state changes happen on its thread; records are written by the
+//! persister thread (`persist.rs`), coalesced, off the actor's hot path.
 //!
 //! Request data never reaches a shell: argv templates only, `{prompt}` fills
 //! exactly one argv element, and a request's `cwd` must resolve inside a
 //! configured workspace root.
 
 pub mod output;
+pub mod persist;
 pub mod record;
+mod run;
 
 use crate::config::{ExecConfig, PoolSpec, Retention};
 use crate::events::{Bus, NewEvent};
@@ -23,8 +26,7 @@ use output::Output;
 use record::{ExecRecord, ExecStatus, Execution};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -33,8 +35,6 @@ use std::time::{Duration, Instant};
 
 /// Grace between SIGTERM and SIGKILL when cancelling or timing out, milliseconds.
 pub const KILL_GRACE_MS: u64 = 5000;
-/// How long the waiter waits for the pipe readers after the process exited.
-const READER_GRACE_MS: u64 = 2000;
 /// Lines of output in a ticket's `result.message`.
 pub const TICKET_MESSAGE_LINES: usize = 20;
 
@@ -143,6 +143,10 @@ enum Cmd {
     },
     Cancel(String, Reply<Execution>),
     Retry(String, Reply<Execution>),
+    StartTime {
+        id: String,
+        start_time: Option<u64>,
+    },
     Exited {
         id: String,
         code: Option<i32>,
@@ -287,6 +291,7 @@ struct State {
     accepting: bool,
     drain: Option<(Instant, Sender<()>, bool)>,
     sys: Option<sysinfo::System>,
+    persister: persist::Persister,
 }
 
 fn now() -> String {
@@ -375,7 +380,9 @@ impl State {
         self_tx: Sender<Cmd>,
     ) -> State {
         let _ = crate::fsutil::create_private_dir(&root);
+        let persister = persist::Persister::start(root.clone());
         State {
+            persister,
             root,
             cfg,
             retention,
@@ -403,10 +410,8 @@ impl State {
     }
 
     fn persist(&self, id: &str) {
-        if let Some(r) = self.records.get(id)
-            && let Err(e) = record::save(&self.root, r)
-        {
-            log::error!("cannot save execution {id}: {e}");
+        if let Some(r) = self.records.get(id) {
+            self.persister.save(r);
         }
     }
 
@@ -600,6 +605,12 @@ impl State {
             Cmd::Retry(id, reply) => {
                 let r = self.retry(&id);
                 let _ = reply.send(r);
+            }
+            Cmd::StartTime { id, start_time } => {
+                if let Some(r) = self.records.get_mut(&id) {
+                    r.pid_start_time = start_time;
+                    self.persist(&id);
+                }
             }
             Cmd::Exited {
                 id,
@@ -949,9 +960,6 @@ impl State {
         } else {
             None
         };
-        if let Err(e) = out.open_for_append() {
-            log::error!("cannot open {}: {e}", out.path().display());
-        }
         let mut cmd = Command::new(&rec.exec.argv[0]);
         cmd.args(&rec.exec.argv[1..])
             .current_dir(&cwd)
@@ -959,18 +967,13 @@ impl State {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for k in [
-            "NOTIFY_SOCKET",
-            "LISTEN_FDS",
-            "LISTEN_PID",
-            "LISTEN_FDNAMES",
-        ] {
+        for k in crate::tracker::STRIPPED_ENV {
             cmd.env_remove(k);
         }
         cmd.envs(&rec.env).env("ORCHESTRATR_EXECUTION_ID", id);
         let spawned = cmd.spawn();
         let started = Instant::now();
-        let mut child = match spawned {
+        let child = match spawned {
             Ok(c) => c,
             Err(e) => {
                 let msg = format!(
@@ -978,7 +981,13 @@ impl State {
                     rec.exec.argv[0],
                     cwd.display()
                 );
-                out.append(format!("[orchestratr: {msg}]\n").as_bytes());
+                let dir = record::exec_dir(&self.root, id);
+                if crate::fsutil::create_private_dir(&dir)
+                    .and_then(|_| out.open_for_append())
+                    .is_ok()
+                {
+                    out.append(format!("[orchestratr: {msg}]\n").as_bytes());
+                }
                 if let Some(r) = self.records.get_mut(id) {
                     r.exec.status = ExecStatus::Failed;
                     r.exec.error = Some(msg);
@@ -991,74 +1000,34 @@ impl State {
             }
         };
         let pid = child.id();
-        let pid_start_time = self.start_time_of(pid);
-        let (done_tx, done_rx) = bounded::<()>(2);
-        for pipe in [
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let out = out.clone();
-            let done = done_tx.clone();
-            let _ = std::thread::Builder::new()
-                .name("exec-pipe".into())
-                .spawn(move || {
-                    let mut pipe = pipe;
-                    let mut buf = vec![0u8; output::PIPE_CHUNK];
-                    loop {
-                        match pipe.read(&mut buf) {
-                            Ok(0) => break,
-                            Ok(n) => out.append(&buf[..n]),
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                            Err(_) => break,
-                        }
-                    }
-                    let _ = done.send(());
-                });
-        }
-        drop(done_tx);
         let tx = self.self_tx.clone();
         let wid = id.to_string();
-        let git_dir = git_before.as_ref().map(|_| cwd.clone());
-        let before = git_before.clone();
-        let _ = std::thread::Builder::new()
-            .name("exec-wait".into())
+        let dir = record::exec_dir(&self.root, id);
+        let git = git_before.clone().map(|b| (cwd.clone(), b));
+        let spawned_thread = std::thread::Builder::new()
+            .name("exec-run".into())
             .spawn(move || {
-                let status = child.wait();
-                // Leftover members of the group (background jobs) go with the run.
-                if group_alive(pid as i32) {
-                    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-                }
-                let deadline = Instant::now() + Duration::from_millis(READER_GRACE_MS);
-                for _ in 0..2 {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if done_rx.recv_timeout(left).is_err() {
-                        break;
-                    }
-                }
-                let (code, signal) = match status {
-                    Ok(s) => (s.code(), s.signal()),
-                    Err(_) => (None, None),
-                };
-                let files = match (git_dir, before) {
-                    (Some(d), Some(b)) => git_status(&d).map(|a| files_modified(&b, &a)),
-                    _ => None,
-                };
+                let sid = wid.clone();
+                let stx = tx.clone();
+                let r = run::supervise(child, out, dir, move |t| {
+                    let _ = stx.send(Cmd::StartTime {
+                        id: sid,
+                        start_time: t,
+                    });
+                });
+                let files = git.and_then(|(d, b)| git_status(&d).map(|a| files_modified(&b, &a)));
                 let _ = tx.send(Cmd::Exited {
                     id: wid,
-                    code,
-                    signal,
+                    code: r.code,
+                    signal: r.signal,
                     files_modified: files,
                 });
             });
+        if let Err(e) = spawned_thread {
+            // Without its thread nobody would reap the run: kill it and report.
+            log::error!("cannot start the thread of execution {id}: {e}");
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
         let deadline = rec
             .exec
             .timeout_ms
@@ -1078,7 +1047,6 @@ impl State {
             r.exec.status = ExecStatus::Running;
             r.exec.pid = Some(pid);
             r.exec.started_at = Some(now());
-            r.pid_start_time = pid_start_time;
             r.git_before = git_before;
         }
         self.changed(id, Some("execution.started"));
@@ -1139,6 +1107,8 @@ impl State {
         if self.running.is_empty()
             && let Some((_, reply, _)) = self.drain.take()
         {
+            // Everything on disk before the daemon goes on to exit.
+            self.persister.flush();
             let _ = reply.send(());
             // Keep refusing new runs; the thread stops next.
             self.drain = None;
@@ -1163,7 +1133,7 @@ impl State {
         for (_, id) in finals.into_iter().take(excess) {
             self.records.remove(&id);
             self.outputs.remove(&id);
-            let _ = std::fs::remove_dir_all(record::exec_dir(&self.root, &id));
+            self.persister.remove(&id);
         }
     }
 }

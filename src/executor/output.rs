@@ -10,9 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// Read buffer of the pipe readers, bytes.
-pub const PIPE_CHUNK: usize = 64 * 1024;
-
 struct Inner {
     file: Option<File>,
     len: u64,
