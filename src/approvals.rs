@@ -251,6 +251,7 @@ enum Cmd {
     Get(String, Sender<Option<Approval>>),
     Wait(String, Duration, WaitFn),
     Decide(Decision, Reply<Approval>),
+    SetRetention(usize),
     Shutdown,
 }
 
@@ -330,6 +331,11 @@ impl Approvals {
     pub fn decide(&self, d: Decision) -> Result<Approval, ApprovalError> {
         self.call(|r| Cmd::Decide(d, r))
             .unwrap_or(Err(ApprovalError::Closed))
+    }
+
+    /// Apply a reloaded `retention.approvals` (≥ 1); prunes at once if lower.
+    pub fn set_retention(&self, retention: usize) {
+        let _ = self.tx.send(Cmd::SetRetention(retention.max(1)));
     }
 
     /// Stop the actor (pending long polls are answered with the current state).
@@ -594,6 +600,10 @@ impl Actor {
                 Some(Cmd::Wait(id, wait, reply)) => self.add_waiter(id, wait, reply),
                 Some(Cmd::Decide(d, r)) => {
                     let _ = r.send(self.decide(d));
+                }
+                Some(Cmd::SetRetention(n)) => {
+                    self.retention = n;
+                    self.prune();
                 }
             }
         }

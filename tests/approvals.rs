@@ -660,3 +660,23 @@ fn retention_keeps_the_newest_decided_and_every_pending() {
         }
     }
 }
+
+#[test]
+fn a_reload_applies_a_lower_approvals_retention_at_once() {
+    let d = Daemon::start("retention:\n  approvals: 10\n");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let a = create(&d, json!({"title": format!("t{i}")}));
+        let id = a["id"].as_str().unwrap().to_string();
+        assert_eq!(decide(&d, &id, json!({"decision": "deny"})).status, 200);
+        ids.push(id);
+    }
+    std::fs::write(d.cfg_dir.join("config.yml"), "retention:\n  approvals: 1\n").unwrap();
+    let (status, body) = d.post_json("/reload", &json!({}));
+    assert_eq!(status, 200, "{body}");
+    let kept = |id: &str| d.state_dir.join(format!("approvals/{id}.json")).exists();
+    wait_for(DEADLINE, "older decided approvals pruned", || {
+        !kept(&ids[0]) && !kept(&ids[1])
+    });
+    assert!(kept(&ids[2]), "the newest decided approval must stay");
+}

@@ -288,20 +288,21 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         cfg.settings.retention.clone(),
         bus.clone(),
     );
-    let exec_for_reload = executor.clone();
+    let (approvals, approvals_thread) = crate::approvals::Approvals::start(
+        &paths.state_dir,
+        bus.clone(),
+        settings_retention_approvals,
+    );
+    let (exec_for_reload, approvals_for_reload) = (executor.clone(), approvals.clone());
     let (registry, actor_threads) = Registry::start(
         cfg,
         paths.config_dir.clone(),
         paths.state_dir.clone(),
         bus.clone(),
         Box::new(move |c| {
-            exec_for_reload.reconfigure(c.exec.clone(), c.settings.retention.clone())
+            exec_for_reload.reconfigure(c.exec.clone(), c.settings.retention.clone());
+            approvals_for_reload.set_retention(c.settings.retention.approvals);
         }),
-    );
-    let (approvals, approvals_thread) = crate::approvals::Approvals::start(
-        &paths.state_dir,
-        bus.clone(),
-        settings_retention_approvals,
     );
     let mut actor_threads = actor_threads;
     actor_threads.push(approvals_thread);
