@@ -27,6 +27,9 @@ Files:
   <cfg>/config.yml, <cfg>/apps.d/*.yml   registry (hot-reloaded)
   <cfg>/port, <cfg>/token                 discovery and bearer token
   <state>/orchestratr.pid, .log           lock and log of `orchestratr start`
+  <state>/logs/<app>.log                  output of apps launched by the daemon
+  <state>/executions/<id>/                execution records and output.log
+  <state>/approvals/<id>.json             approvals
   <cfg> = $ORCHESTRATR_CONFIG_DIR or ~/.config/orchestratr
   <state> = $ORCHESTRATR_STATE_DIR or ~/.local/state/orchestratr
 
