@@ -38,12 +38,15 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (connect, fmt, is_chunked, parse_sse_frame, percentile,  # noqa: E402
+                      pump_sse, read_head, read_response, shutdown)
 
 TIMEOUT_S = 10.0
 
@@ -123,34 +126,6 @@ def cmd_config(a):
 
 
 # -------------------------------------------------------------------- http ---
-def percentile(sorted_values, q):
-    """Nearest-rank percentile (q in 0..100) of an already sorted list."""
-    if not sorted_values:
-        return float("nan")
-    k = max(0, min(len(sorted_values) - 1, int(round(q / 100.0 * len(sorted_values) + 0.5)) - 1))
-    return sorted_values[k]
-
-
-def fmt(v, digits=3):
-    return "nan" if v is None or v != v else f"{v:.{digits}f}"
-
-
-def _read_head(sock, buf):
-    while b"\r\n\r\n" not in buf:
-        d = sock.recv(65536)
-        if not d:
-            raise ConnectionError("connection closed before the response headers")
-        buf += d
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    hdrs = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        hdrs[k.strip().lower()] = v.strip()
-    return status, hdrs, rest
-
-
 class Http:
     """One keep-alive HTTP/1.1 connection (raw socket, TCP_NODELAY)."""
 
@@ -163,8 +138,7 @@ class Http:
 
     def _connect(self):
         self.close()
-        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT_S)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = connect(self.port, TIMEOUT_S)
         self.buf = b""
         self.connects += 1
 
@@ -191,35 +165,7 @@ class Http:
         raise ConnectionError("unreachable")
 
     def _response(self):
-        status, hdrs, rest = _read_head(self.sock, self.buf)
-        if "chunked" in hdrs.get("transfer-encoding", "").lower():
-            body = b""
-            while True:
-                while b"\r\n" not in rest:
-                    d = self.sock.recv(65536)
-                    if not d:
-                        raise ConnectionError("closed inside a chunked body")
-                    rest += d
-                line, _, rest = rest.partition(b"\r\n")
-                size = int(line.split(b";")[0], 16)
-                while len(rest) < size + 2:
-                    d = self.sock.recv(65536)
-                    if not d:
-                        raise ConnectionError("closed inside a chunked body")
-                    rest += d
-                body += rest[:size]
-                rest = rest[size + 2:]
-                if size == 0:
-                    break
-        else:
-            n = int(hdrs.get("content-length", "0"))
-            while len(rest) < n:
-                d = self.sock.recv(65536)
-                if not d:
-                    raise ConnectionError("closed inside a body")
-                rest += d
-            body, rest = rest[:n], rest[n:]
-        self.buf = rest
+        status, hdrs, body, self.buf = read_response(self.sock, self.buf)
         if hdrs.get("connection", "").lower() == "close":
             self.close()
         return status, hdrs, body
@@ -267,84 +213,31 @@ class SseReader(threading.Thread):
             self.done.set()
 
     def _run(self):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT_S)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s = connect(self.port, TIMEOUT_S)
         self.sock = s
         s.sendall((f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                    f"Authorization: Bearer {self.token}\r\n"
                    "Accept: text/event-stream\r\n\r\n").encode())
-        self.status, self.headers, raw = _read_head(s, b"")
+        self.status, self.headers, raw = read_head(s, b"")
         if self.status != 200:
             raise ConnectionError(f"{self.path}: status {self.status}: {raw[:200]!r}")
-        chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        chunked = is_chunked(self.headers)
         s.settimeout(None)
-        text = b""
-        now = time.perf_counter_ns()
-        while True:
-            if chunked:
-                body, raw, last = self._dechunk(raw)
-            else:
-                body, raw, last = raw, b"", False
-            if body:
-                text += body
-                text = self._frames(text, now)
-            if last:
-                self.ended_cleanly = True
-                return
-            data = s.recv(262144)
-            now = time.perf_counter_ns()
-            if not data:
-                return
-            raw += data
+        self.ended_cleanly = pump_sse(s, raw, chunked, self._frame, recv_size=262144)
 
-    @staticmethod
-    def _dechunk(raw):
-        out = []
-        while True:
-            crlf = raw.find(b"\r\n")
-            if crlf < 0:
-                return b"".join(out), raw, False
-            size = int(raw[:crlf].split(b";", 1)[0].strip(), 16)
-            if size == 0:
-                return b"".join(out), b"", True
-            if len(raw) < crlf + 2 + size + 2:
-                return b"".join(out), raw, False
-            out.append(raw[crlf + 2:crlf + 2 + size])
-            raw = raw[crlf + 2 + size + 2:]
-
-    def _frames(self, text, now):
-        while True:
-            end = text.find(b"\n\n")
-            if end < 0:
-                return text
-            frame, text = text[:end], text[end + 2:]
-            fields, data = {}, []
-            for line in frame.decode("utf-8", "replace").split("\n"):
-                if not line or line.startswith(":"):
-                    continue
-                k, _, v = line.partition(":")
-                if v.startswith(" "):
-                    v = v[1:]
-                if k == "data":
-                    data.append(v)
-                else:
-                    fields[k] = v
-            if "retry" in fields and not data:
-                self.ready.set()
-                continue
-            if not data and "event" not in fields:
-                continue
+    def _frame(self, frame, now):
+        fields, data = parse_sse_frame(frame)
+        if "retry" in fields and not data:
             self.ready.set()
-            self.on_frame(now, fields.get("event", "message"), fields.get("id"), "\n".join(data))
+            return
+        if not data and "event" not in fields:
+            return
+        self.ready.set()
+        self.on_frame(now, fields.get("event", "message"), fields.get("id"), "\n".join(data))
 
     def close(self):
         self.stopping = True
-        if self.sock is not None:
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self.sock.close()
+        shutdown(self.sock)
 
 
 class FinishedWatcher:

@@ -17,21 +17,17 @@ The last line of the output is machine readable:
 
 import argparse
 import json
-import socket
+import os
 import statistics
 import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (connect, fmt, is_chunked, parse_sse_frame, percentile,  # noqa: E402
+                      pump_sse, read_head, read_response, shutdown)
+
 CONNECT_TIMEOUT_S = 5.0
-
-
-def percentile(sorted_values, q):
-    """Nearest-rank percentile (q in 0..100) of an already sorted list."""
-    if not sorted_values:
-        return float("nan")
-    k = max(0, min(len(sorted_values) - 1, int(round(q / 100.0 * len(sorted_values) + 0.5)) - 1))
-    return sorted_values[k]
 
 
 class Subscriber(threading.Thread):
@@ -57,7 +53,7 @@ class Subscriber(threading.Thread):
         self.closed_by_server = False
         self.stop = False
 
-    # --- HTTP / chunked decoding -------------------------------------------
+    # --- HTTP (response and chunked decoding: benchlib) ---------------------
     def run(self):
         try:
             self._run()
@@ -68,93 +64,27 @@ class Subscriber(threading.Thread):
             self.connected.set()
 
     def _run(self):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=CONNECT_TIMEOUT_S)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s = connect(self.port, CONNECT_TIMEOUT_S)
         self.sock = s
         s.sendall(
             (f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
              "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n").encode()
         )
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            data = s.recv(65536)
-            if not data:
-                raise ConnectionError("closed before response headers")
-            buf += data
-        head, _, buf = buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        self.status = int(lines[0].split(" ", 2)[1])
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            self.headers[k.strip().lower()] = v.strip()
+        self.status, self.headers, raw = read_head(s, b"", "closed before response headers")
         if self.status != 200:
-            raise ConnectionError(f"status {self.status}: {buf[:200]!r}")
-        self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+            raise ConnectionError(f"status {self.status}: {raw[:200]!r}")
+        self.chunked = is_chunked(self.headers)
         s.settimeout(None)
-
-        raw = buf  # undecoded transport bytes
-        text = b""  # decoded SSE bytes not yet parsed into frames
-        now = time.perf_counter_ns()
-        while True:
-            if self.chunked:
-                body, raw = self._dechunk(raw)
-            else:
-                body, raw = raw, b""
-            if body:
-                text += body
-                text = self._frames(text, now)
-            data = s.recv(65536)
-            now = time.perf_counter_ns()
-            if not data:
-                if not self.stop:
-                    self.closed_by_server = True
-                return
-            raw += data
-
-    @staticmethod
-    def _dechunk(raw):
-        out = []
-        while True:
-            crlf = raw.find(b"\r\n")
-            if crlf < 0:
-                break
-            size_field = raw[:crlf].split(b";", 1)[0].strip()
-            size = int(size_field, 16)
-            if size == 0:
-                raise ConnectionError("server ended the chunked stream")
-            if len(raw) < crlf + 2 + size + 2:
-                break
-            out.append(raw[crlf + 2 : crlf + 2 + size])
-            raw = raw[crlf + 2 + size + 2 :]
-        return b"".join(out), raw
+        pump_sse(s, raw, self.chunked, self._frame, normalize_crlf=True,
+                 end_error="server ended the chunked stream")
+        if not self.stop:
+            self.closed_by_server = True
 
     # --- SSE frames ---------------------------------------------------------
-    def _frames(self, text, now):
-        text = text.replace(b"\r\n", b"\n")
-        while True:
-            end = text.find(b"\n\n")
-            if end < 0:
-                return text
-            frame, text = text[:end], text[end + 2 :]
-            self._frame(frame.decode("utf-8", "replace"), now)
-
     def _frame(self, frame, now):
-        fields = {}
-        data_lines = []
-        comment_only = True
-        for line in frame.split("\n"):
-            if line.startswith(":"):
-                continue
-            comment_only = False
-            k, _, v = line.partition(":")
-            if v.startswith(" "):
-                v = v[1:]
-            if k == "data":
-                data_lines.append(v)
-            else:
-                fields[k] = v
-        if comment_only:
-            return
+        if all(line.startswith(":") for line in frame.split("\n")):
+            return  # comments only
+        fields, data_lines = parse_sse_frame(frame)
         if "retry" in fields and not data_lines:
             self.retry_seen = True
             self.connected.set()
@@ -195,12 +125,7 @@ class Subscriber(threading.Thread):
 
     def close(self):
         self.stop = True
-        if self.sock is not None:
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            self.sock.close()
+        shutdown(self.sock)
 
 
 class Publisher:
@@ -215,8 +140,7 @@ class Publisher:
     def _connect(self):
         if self.sock is not None:
             self.sock.close()
-        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=CONNECT_TIMEOUT_S)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = connect(self.port, CONNECT_TIMEOUT_S)
         self.buf = b""
         self.reconnects += 1
 
@@ -244,46 +168,7 @@ class Publisher:
                     raise
 
     def _response(self):
-        while b"\r\n\r\n" not in self.buf:
-            d = self.sock.recv(65536)
-            if not d:
-                raise ConnectionError("closed")
-            self.buf += d
-        head, _, rest = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        hdrs = {}
-        for line in lines[1:]:
-            k, _, v = line.partition(":")
-            hdrs[k.strip().lower()] = v.strip()
-        if "chunked" in hdrs.get("transfer-encoding", "").lower():
-            body = b""
-            while True:
-                while b"\r\n" not in rest:
-                    d = self.sock.recv(65536)
-                    if not d:
-                        raise ConnectionError("closed")
-                    rest += d
-                line, _, rest = rest.partition(b"\r\n")
-                size = int(line.split(b";")[0], 16)
-                while len(rest) < size + 2:
-                    d = self.sock.recv(65536)
-                    if not d:
-                        raise ConnectionError("closed")
-                    rest += d
-                body += rest[:size]
-                rest = rest[size + 2 :]
-                if size == 0:
-                    break
-        else:
-            n = int(hdrs.get("content-length", "0"))
-            while len(rest) < n:
-                d = self.sock.recv(65536)
-                if not d:
-                    raise ConnectionError("closed")
-                rest += d
-            body, rest = rest[:n], rest[n:]
-        self.buf = rest
+        status, hdrs, body, self.buf = read_response(self.sock, self.buf, closed_msg="closed")
         if hdrs.get("connection", "").lower() == "close":
             self.sock.close()
             self.sock = None
@@ -439,12 +324,9 @@ def main():
     for e in errors:
         print(f"  problem: {e}")
 
-    def f(v):
-        return "nan" if v != v else f"{v:.3f}"
-
-    print(f"RESULT p50_ms={f(percentile(lat, 50))} p99_ms={f(percentile(lat, 99))} "
-          f"max_ms={f(lat[-1] if lat else float('nan'))} "
-          f"pub_p50_ms={f(percentile(rtt, 50))} pub_p99_ms={f(percentile(rtt, 99))} "
+    print(f"RESULT p50_ms={fmt(percentile(lat, 50))} p99_ms={fmt(percentile(lat, 99))} "
+          f"max_ms={fmt(lat[-1] if lat else None)} "
+          f"pub_p50_ms={fmt(percentile(rtt, 50))} pub_p99_ms={fmt(percentile(rtt, 99))} "
           f"received={received} expected={expected} connected={len(live)} "
           f"stalled_concurrent={stalled} errors={len(errors)}")
 
