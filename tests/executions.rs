@@ -6,10 +6,12 @@
 //! wait for state (polls with deadlines), no wall-clock speed assertions, and
 //! every process a test starts is killed by the harness (`exec_support`).
 
+mod common;
 mod exec_support;
 
 use std::collections::HashMap;
 use std::fs;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -51,24 +53,67 @@ fn error_code(r: &Resp) -> String {
     r.json()["code"].as_str().unwrap_or("").to_string()
 }
 
+/// The ids in a `GET /executions` page, in its order.
+fn listed_ids(page: &Value) -> Vec<String> {
+    page["executions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no executions array: {page}"))
+        .iter()
+        .map(id_of)
+        .collect()
+}
+
+/// Ids of the executions (the events' data) in the bus events of type `kind`
+/// for task `task`, in bus order.
+fn bus_exec_ids(d: &Daemon, kind: &str, task: &str) -> Vec<String> {
+    let ev = d.get(&format!("/events?type={kind}&limit=1000")).json();
+    ev["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("events: {ev}"))
+        .iter()
+        .filter(|e| e["data"]["task"] == task)
+        .map(|e| id_of(&e["data"]))
+        .collect()
+}
+
+/// A started daemon with the single task `name` running `argv`, and the id
+/// of one run of it, submitted at once.
+fn one_run(name: &str, argv: &[&str]) -> (Daemon, String) {
+    let d = Daemon::with_config(&format!(
+        "tasks:\n  - name: {name}\n    command: {}\nshutdown_timeout_ms: 500\n",
+        yq(argv)
+    ));
+    let id = id_of(&d.submit(&json!({"task": name})));
+    (d, id)
+}
+
 // ---------------------------------------------------------------------------
 // 1. queue order and concurrency
 
-#[test]
-fn pool_runs_fifo_and_never_exceeds_max_concurrent() {
-    let d = Daemon::new();
+/// A started daemon whose task `work` (pool `p`: 2 at once, 100 queued) takes
+/// a name: each run holds the token dir `<work>/running/<name>` for `hold`
+/// seconds and appends how many tokens it saw to `<work>/counts`. Returns the
+/// daemon and `<work>`.
+fn counting_pool(hold: &str) -> (Daemon, PathBuf) {
+    let mut d = Daemon::new();
     let w = d.dir().join("work");
     fs::create_dir_all(w.join("running")).unwrap();
-    // Each run holds a token dir while it runs and records how many tokens it saw.
-    let script = r#"mkdir "running/$1" && n=$(ls running | wc -l) && echo $n >> counts && sleep 0.3; rmdir "running/$1""#;
+    let script = format!(
+        r#"mkdir "running/$1" && n=$(ls running | wc -l) && echo $n >> counts && sleep {hold}; rmdir "running/$1""#
+    );
     d.write_config(&format!(
         "tasks:\n  - name: work\n    command: {}\n    cwd: {}\n    pool: p\n    allow_args: true\n\
          pools:\n  p: {{max_concurrent: 2, max_queued: 100}}\nshutdown_timeout_ms: 500\n",
-        yq(script),
+        yq(&script),
         yq(&w)
     ));
-    let mut d = d;
     d.start();
+    (d, w)
+}
+
+#[test]
+fn pool_runs_fifo_and_never_exceeds_max_concurrent() {
+    let (d, w) = counting_pool("0.3");
 
     let mut ids = Vec::new();
     for i in 0..20 {
@@ -104,12 +149,7 @@ fn pool_runs_fifo_and_never_exceeds_max_concurrent() {
 
     // Newest first, total = 20.
     assert_eq!(last["total"], 20, "{last}");
-    let listed: Vec<String> = last["executions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(id_of)
-        .collect();
+    let listed = listed_ids(&last);
     let mut rev = ids.clone();
     rev.reverse();
     assert_eq!(listed, rev, "GET /executions is newest first");
@@ -145,14 +185,7 @@ fn pool_runs_fifo_and_never_exceeds_max_concurrent() {
 
     // FIFO: the daemon started them in submission order (bus order of
     // execution.started) and started_at never goes backwards.
-    let ev = d.get("/events?type=execution.started&limit=1000").json();
-    let started: Vec<String> = ev["events"]
-        .as_array()
-        .unwrap_or_else(|| panic!("events: {ev}"))
-        .iter()
-        .filter(|e| e["data"]["task"] == "work")
-        .map(|e| id_of(&e["data"]))
-        .collect();
+    let started = bus_exec_ids(&d, "execution.started", "work");
     assert_eq!(started, ids, "start order differs from submission order");
     let execs: Vec<Value> = ids.iter().map(|i| d.exec(i)).collect();
     for w2 in execs.windows(2) {
@@ -172,14 +205,7 @@ fn pool_runs_fifo_and_never_exceeds_max_concurrent() {
     }
     // Every run announced queued and finished on the bus, with the Execution as data.
     for kind in ["execution.queued", "execution.finished"] {
-        let ev = d.get(&format!("/events?type={kind}&limit=1000")).json();
-        let mut got: Vec<String> = ev["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["data"]["task"] == "work")
-            .map(|e| id_of(&e["data"]))
-            .collect();
+        let mut got = bus_exec_ids(&d, kind, "work");
         got.sort();
         let mut want = ids.clone();
         want.sort();
@@ -312,7 +338,7 @@ fn cancel_pending_and_running_kills_the_process_tree() {
     let r = d.post_empty(&format!("/executions/{a}/cancel"));
     assert_eq!(r.status, 200, "{r}");
     assert!(
-        !group_members(pgid).contains(&pgid),
+        !group_pids(pgid).contains(&pgid),
         "the leader is dead (reaped) when the cancel answers"
     );
     let v = r.json();
@@ -372,15 +398,14 @@ fn cancel_pending_and_running_kills_the_process_tree() {
 
 #[test]
 fn fast_output_on_stdout_and_stderr_arrives_complete() {
-    let d = Daemon::with_config(&format!(
-        "tasks:\n  - name: flood\n    command: {}\nshutdown_timeout_ms: 500\n",
-        yq(&[
+    let (d, id) = one_run(
+        "flood",
+        &[
             "sh",
             "-c",
-            "(yes out | head -c 5000000) & (yes err | head -c 5000000 >&2); wait"
-        ])
-    ));
-    let id = id_of(&d.submit(&json!({"task": "flood"})));
+            "(yes out | head -c 5000000) & (yes err | head -c 5000000 >&2); wait",
+        ],
+    );
     let fin = d.wait_exec(&id, "final", Duration::from_secs(120), |e| {
         !matches!(e["status"].as_str(), Some("pending") | Some("running"))
     });
@@ -471,16 +496,15 @@ fn read_output(
 
 #[test]
 fn sse_resume_delivers_every_byte_exactly_once() {
-    let d = Daemon::with_config(&format!(
-        "tasks:\n  - name: lines\n    command: {}\nshutdown_timeout_ms: 500\n",
-        yq(&[
+    let (d, id) = one_run(
+        "lines",
+        &[
             "sh",
             "-c",
-            "i=1; while [ $i -le 300 ]; do echo \"line $i\"; i=$((i+1)); sleep 0.01; done"
-        ])
-    ));
+            "i=1; while [ $i -le 300 ]; do echo \"line $i\"; i=$((i+1)); sleep 0.01; done",
+        ],
+    );
     let expected: String = (1..=300).map(|i| format!("line {i}\n")).collect();
-    let id = id_of(&d.submit(&json!({"task": "lines"})));
 
     // Without the token: 401.
     let c = SseConn::open(d.port, &format!("/executions/{id}/stream"), &[]).unwrap();
@@ -554,12 +578,11 @@ fn sse_resume_delivers_every_byte_exactly_once() {
         "GET",
         &format!("/executions/{id}/stream"),
         &[
-            ("Authorization", format!("Bearer {}", d.token)),
-            ("Last-Event-ID", "abc".into()),
+            ("Authorization", &d.auth_header()),
+            ("Last-Event-ID", "abc"),
         ],
-        None,
-    )
-    .unwrap();
+        b"",
+    );
     assert_eq!(r.status, 400, "{r}");
 }
 
@@ -592,7 +615,7 @@ fn restart_marks_running_lost_kills_its_group_and_requeues_pending() {
 
     d.kill9();
     assert!(
-        !group_members(pgid).is_empty(),
+        !group_pids(pgid).is_empty(),
         "the run's group outlives a kill -9 of the daemon (own process group)"
     );
 
@@ -755,10 +778,9 @@ fn args_reach_the_child_verbatim() {
         d.port,
         "POST",
         "/executions",
-        &[],
-        Some(br#"{"task":"fixed"}"#),
-    )
-    .unwrap();
+        &[("Content-Type", "application/json")],
+        br#"{"task":"fixed"}"#,
+    );
     assert_eq!(r.status, 401, "{r}");
     assert_eq!(
         d.get("/executions?task=fixed").json()["total"],
@@ -817,7 +839,7 @@ fn graceful_shutdown_refuses_new_runs_and_cancels_running_ones() {
     assert_eq!(rec["error"], "daemon shutdown", "{rec}");
     assert!(rec["finished_at"].is_string(), "{rec}");
     assert_group_gone(&d, pgid, "after shutdown");
-    assert!(!d.cfg.join("port").exists(), "port file removed");
+    assert!(!d.dirs.cfg.join("port").exists(), "port file removed");
 }
 
 // ---------------------------------------------------------------------------
@@ -1161,12 +1183,11 @@ fn clk_tck() -> u64 {
 
 #[test]
 fn sse_never_splits_a_character_and_waits_for_the_rest_without_spinning() {
-    let d = Daemon::with_config(&format!(
-        "tasks:\n  - name: split\n    command: {}\nshutdown_timeout_ms: 500\n",
-        // "a" + first byte of "é", a pause, then the second byte and "b\n".
-        yq(&["sh", "-c", "printf 'a\\303'; sleep 4; printf '\\251b\\n'"])
-    ));
-    let id = id_of(&d.submit(&json!({"task": "split"})));
+    // "a" + first byte of "é", a pause, then the second byte and "b\n".
+    let (d, id) = one_run(
+        "split",
+        &["sh", "-c", "printf 'a\\303'; sleep 4; printf '\\251b\\n'"],
+    );
     let mut c = d.stream(&id, None);
     let mut acc = Vec::new();
     let mut texts = Vec::new();
@@ -1214,11 +1235,7 @@ fn sse_never_splits_a_character_and_waits_for_the_rest_without_spinning() {
 
 #[test]
 fn invalid_utf8_is_shown_lossily_but_offsets_count_raw_bytes() {
-    let d = Daemon::with_config(&format!(
-        "tasks:\n  - name: bin\n    command: {}\nshutdown_timeout_ms: 500\n",
-        yq(&["printf", "x\\377y\\n"])
-    ));
-    let id = id_of(&d.submit(&json!({"task": "bin"})));
+    let (d, id) = one_run("bin", &["printf", "x\\377y\\n"]);
     assert_eq!(d.wait_final(&id)["output_bytes"], 4);
     assert_eq!(d.output_log(&id), b"x\xffy\n");
     assert_eq!(d.get(&format!("/executions/{id}/output")).body, b"x\xffy\n");
@@ -1299,34 +1316,20 @@ fn retention_keeps_the_newest_records_and_caps_output() {
     }
     let list = d.get("/executions").json();
     assert_eq!(list["total"], 3, "{list}");
-    let kept: Vec<String> = list["executions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(id_of)
-        .collect();
-    assert_eq!(kept, vec![ids[4].clone(), ids[3].clone(), ids[2].clone()]);
+    assert_eq!(
+        listed_ids(&list),
+        vec![ids[4].clone(), ids[3].clone(), ids[2].clone()]
+    );
     assert_eq!(d.get(&format!("/executions/{big}")).status, 404);
     assert!(
-        !d.state.join("executions").join(&big).exists(),
+        !d.exec_dir(&big).exists(),
         "a pruned record's directory is removed"
     );
 }
 
 #[test]
 fn concurrent_submissions_keep_fifo_and_the_limit() {
-    let d = Daemon::new();
-    let w = d.dir().join("work");
-    fs::create_dir_all(w.join("running")).unwrap();
-    let script = r#"mkdir "running/$1" && n=$(ls running | wc -l) && echo $n >> counts && sleep 0.1; rmdir "running/$1""#;
-    d.write_config(&format!(
-        "tasks:\n  - name: work\n    command: {}\n    cwd: {}\n    pool: p\n    allow_args: true\n\
-         pools:\n  p: {{max_concurrent: 2, max_queued: 100}}\nshutdown_timeout_ms: 500\n",
-        yq(script),
-        yq(&w)
-    ));
-    let mut d = d;
-    d.start();
+    let (d, w) = counting_pool("0.1");
     let (port, token) = (d.port, d.token.clone());
     let mut ids: Vec<String> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..4)
@@ -1340,10 +1343,12 @@ fn concurrent_submissions_keep_fifo_and_the_limit() {
                                 port,
                                 "POST",
                                 "/executions",
-                                &[("Authorization", format!("Bearer {token}"))],
-                                Some(&serde_json::to_vec(&body).unwrap()),
-                            )
-                            .unwrap();
+                                &[
+                                    ("Authorization", &format!("Bearer {token}")),
+                                    ("Content-Type", "application/json"),
+                                ],
+                                &serde_json::to_vec(&body).unwrap(),
+                            );
                             assert_eq!(r.status, 202, "{r}");
                             id_of(&r.json())
                         })
@@ -1366,17 +1371,14 @@ fn concurrent_submissions_keep_fifo_and_the_limit() {
             .all(|l| l.trim().parse::<u32>().unwrap() <= 2),
         "{counts}"
     );
-    let order = |kind: &str| -> Vec<String> {
-        d.get(&format!("/events?type={kind}&limit=1000")).json()["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| id_of(&e["data"]))
-            .collect()
-    };
-    let queued = order("execution.queued");
+    // `work` is the only task.
+    let queued = bus_exec_ids(&d, "execution.queued", "work");
     assert_eq!(queued.len(), 24);
-    assert_eq!(order("execution.started"), queued, "started in queue order");
+    assert_eq!(
+        bus_exec_ids(&d, "execution.started", "work"),
+        queued,
+        "started in queue order"
+    );
 }
 
 #[test]
@@ -1478,7 +1480,7 @@ fn executions_api_edges() {
         ("POST", format!("/executions/{id}/cancel")),
         ("GET", format!("/tasks/{id}")),
     ] {
-        let r = request(d.port, m, &p, &[], None).unwrap();
+        let r = request(d.port, m, &p, &[], b"");
         assert_eq!(r.status, 401, "{m} {p}: {r}");
     }
     // A delegation outside a git work tree reports no modified files.
@@ -1587,11 +1589,10 @@ fn execution_records_have_the_contract_shape_and_failures_are_reported() {
 
 #[test]
 fn a_detached_grandchild_holding_the_pipe_does_not_keep_the_run_open() {
-    let d = Daemon::with_config(&format!(
-        "tasks:\n  - name: detach\n    command: {}\nshutdown_timeout_ms: 500\n",
-        yq(&["sh", "-c", "setsid sleep 300 & echo parent done"])
-    ));
-    let id = id_of(&d.submit(&json!({"task": "detach"})));
+    let (d, id) = one_run(
+        "detach",
+        &["sh", "-c", "setsid sleep 300 & echo parent done"],
+    );
     let f = d.wait_final(&id);
     assert_eq!(f["status"], "completed", "{f}");
     assert_eq!(d.output_log(&id), b"parent done\n");
@@ -1617,7 +1618,7 @@ fn reload_applies_new_pool_limits_to_queued_runs() {
     let c = id_of(&d.submit(&json!({"task": "long"})));
     assert_eq!(d.exec(&c)["queue_position"], 2);
     d.write_config(&yaml(3));
-    let r = request(d.port, "POST", "/reload", &[], None).unwrap();
+    let r = request(d.port, "POST", "/reload", &[], b"");
     assert_eq!(r.status, 200, "{r}");
     for id in [&b, &c] {
         d.wait_exec(id, "running after the limit was raised", DEADLINE, |e| {
@@ -1627,7 +1628,7 @@ fn reload_applies_new_pool_limits_to_queued_runs() {
     let still = d.exec(&a);
     assert_eq!(still["status"], "running", "{still}");
     assert_eq!(still["pid"], running["pid"], "running run undisturbed");
-    assert!(!group_members(pgid).is_empty());
+    assert!(!group_pids(pgid).is_empty());
     for id in [&a, &b, &c] {
         let r = d.post_empty(&format!("/executions/{id}/cancel"));
         assert_eq!(r.json()["status"], "cancelled", "{r}");
@@ -1713,7 +1714,7 @@ fn a_stream_of_a_pruned_execution_ends_instead_of_hanging() {
 #[test]
 fn an_unreadable_record_does_not_stop_the_daemon_and_records_stay_parseable() {
     let mut d = Daemon::new();
-    let bad = d.state.join("executions").join("exec-0123456789ab");
+    let bad = d.exec_dir("exec-0123456789ab");
     fs::create_dir_all(&bad).unwrap();
     fs::write(bad.join("execution.json"), "{ not json").unwrap();
     d.write_config(&format!(
@@ -1730,7 +1731,7 @@ fn an_unreadable_record_does_not_stop_the_daemon_and_records_stay_parseable() {
     d.start();
     assert_eq!(d.get("/executions").json()["total"], 0);
     // While runs change state, every execution.json on disk parses (atomic writes).
-    let root = d.state.join("executions");
+    let root = d.dirs.state.join("executions");
     let stop = std::sync::atomic::AtomicBool::new(false);
     let ids: Vec<String> = std::thread::scope(|s| {
         let reader = s.spawn(|| {

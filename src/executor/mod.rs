@@ -442,12 +442,26 @@ impl State {
         }
         self.persist(id);
         let Some(v) = self.view(id) else { return };
-        if let Some(o) = self.outputs.get(id) {
-            o.set_state(v.clone(), v.status.is_final());
-        }
-        if let Some(kind) = event {
-            self.bus.emit(NewEvent::daemon(kind, None, json!(v)));
-        }
+        // Shown to the world only once it is on disk (persist.rs invariant).
+        let out = self.outputs.get(id).cloned();
+        let bus = self.bus.clone();
+        let kind = event.map(str::to_string);
+        self.persister.after(move || {
+            if let Some(o) = out {
+                let final_ = v.status.is_final();
+                o.set_state(v.clone(), final_);
+            }
+            if let Some(kind) = kind {
+                bus.emit(NewEvent::daemon(&kind, None, json!(v)));
+            }
+        });
+    }
+
+    /// Send `value` on `reply` once everything it may show is on disk.
+    fn reply_after<T: Send + 'static>(&self, reply: Sender<T>, value: T) {
+        self.persister.after(move || {
+            let _ = reply.send(value);
+        });
     }
 
     fn start_time_of(&mut self, pid: u32) -> Option<u64> {
@@ -565,7 +579,7 @@ impl State {
         match cmd {
             Cmd::Submit(spec, retry_of, reply) => {
                 let r = self.submit(spec, retry_of);
-                let _ = reply.send(r);
+                self.reply_after(reply, r);
             }
             Cmd::Get(id, reply) => {
                 let h = self.view(&id).and_then(|exec| {
@@ -578,7 +592,7 @@ impl State {
                             .and_then(|r| r.files_modified.clone()),
                     })
                 });
-                let _ = reply.send(h);
+                self.reply_after(reply, h);
             }
             Cmd::List {
                 status,
@@ -599,12 +613,12 @@ impl State {
                     .take(limit)
                     .filter_map(|r| self.view(&r.exec.id))
                     .collect();
-                let _ = reply.send((page, total));
+                self.reply_after(reply, (page, total));
             }
             Cmd::Cancel(id, reply) => self.cancel(&id, reply),
             Cmd::Retry(id, reply) => {
                 let r = self.retry(&id);
-                let _ = reply.send(r);
+                self.reply_after(reply, r);
             }
             Cmd::StartTime { id, start_time } => {
                 if let Some(r) = self.records.get_mut(&id) {
@@ -810,7 +824,7 @@ impl State {
 
     fn cancel(&mut self, id: &str, reply: Reply<Execution>) {
         let Some(rec) = self.records.get_mut(id) else {
-            let _ = reply.send(Err(ExecError::NotFound(id.to_string())));
+            self.reply_after(reply, Err(ExecError::NotFound(id.to_string())));
             return;
         };
         match rec.exec.status {
@@ -822,7 +836,8 @@ impl State {
                 rec.exec.error = Some("cancelled while pending".into());
                 rec.exec.finished_at = Some(now());
                 self.changed(id, Some("execution.finished"));
-                let _ = reply.send(self.view(id).ok_or(ExecError::NotFound(id.to_string())));
+                let v = self.view(id).ok_or(ExecError::NotFound(id.to_string()));
+                self.reply_after(reply, v);
             }
             ExecStatus::Running => {
                 if let Some(run) = self.running.get_mut(id) {
@@ -835,11 +850,11 @@ impl State {
                 }
             }
             _ => {
-                let e = self.view(id).map(Box::new);
-                let _ = reply.send(Err(match e {
-                    Some(e) => ExecError::Finished(e),
+                let e = match self.view(id) {
+                    Some(e) => ExecError::Finished(Box::new(e)),
                     None => ExecError::NotFound(id.to_string()),
-                }));
+                };
+                self.reply_after(reply, Err(e));
             }
         }
     }
@@ -1096,7 +1111,7 @@ impl State {
         self.changed(id, Some("execution.finished"));
         let v = self.view(id);
         for reply in run.cancel_replies {
-            let _ = reply.send(v.clone().ok_or(ExecError::NotFound(id.to_string())));
+            self.reply_after(reply, v.clone().ok_or(ExecError::NotFound(id.to_string())));
         }
         self.prune();
         self.schedule();
@@ -1111,8 +1126,6 @@ impl State {
             self.persister.flush();
             let _ = reply.send(());
             // Keep refusing new runs; the thread stops next.
-            self.drain = None;
-            self.accepting = false;
         }
     }
 

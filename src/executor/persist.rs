@@ -1,10 +1,17 @@
-//! The record writer: a thread that writes `execution.json` files and deletes
-//! pruned execution directories, off the executor's thread.
+//! The record writer and commit point: a thread that writes `execution.json`
+//! files and deletes pruned execution directories, off the executor's thread.
+//!
+//! Invariant: nothing is visible outside the daemon before it is on disk. Every
+//! effect that shows a state (an API reply, a bus event, an SSE status frame) is
+//! queued here with [`Persister::after`] behind the saves that precede it, and
+//! runs only once those saves are written. A `kill -9` therefore never loses an
+//! execution a client was told about, nor shows `running` for one the disk
+//! still has as `pending`.
 //!
 //! Saves are coalesced: of several saves of one record waiting in the queue only
 //! the newest is written (queued → started → finished within a burst is one
-//! write). Each write is still a temp file + rename, so a crash never tears a
-//! record. [`Persister::flush`] returns once everything sent before it is on disk.
+//! write); the disk is then at least as new as every effect released after it.
+//! Each write is a temp file + rename, so a crash never tears a record.
 
 use super::record::{self, ExecRecord};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
@@ -12,9 +19,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
+/// An effect released once the saves queued before it are written.
+pub type Effect = Box<dyn FnOnce() + Send>;
+
 enum Msg {
     Save(Box<ExecRecord>),
     Remove(String),
+    After(Effect),
     Flush(Sender<()>),
     Stop,
 }
@@ -47,6 +58,16 @@ impl Persister {
         let _ = self.tx.send(Msg::Remove(id.to_string()));
     }
 
+    /// Run `f` once every save queued before it is on disk (see the module docs).
+    /// If the writer thread is gone, `f` runs at once.
+    pub fn after(&self, f: impl FnOnce() + Send + 'static) {
+        if let Err(crossbeam_channel::SendError(Msg::After(f))) =
+            self.tx.send(Msg::After(Box::new(f)))
+        {
+            f();
+        }
+    }
+
     /// Block until everything queued before this call is written.
     pub fn flush(&self) {
         let (rtx, rrx) = bounded(1);
@@ -75,6 +96,7 @@ fn run(root: PathBuf, rx: Receiver<Msg>) {
         let mut order: Vec<String> = Vec::new();
         let mut removes: Vec<String> = Vec::new();
         let mut flushed: Vec<Sender<()>> = Vec::new();
+        let mut effects: Vec<Effect> = Vec::new();
         for m in batch {
             match m {
                 Msg::Save(r) => {
@@ -87,6 +109,7 @@ fn run(root: PathBuf, rx: Receiver<Msg>) {
                     latest.remove(&id);
                     removes.push(id);
                 }
+                Msg::After(f) => effects.push(f),
                 Msg::Flush(t) => flushed.push(t),
                 Msg::Stop => stop = true,
             }
@@ -100,6 +123,10 @@ fn run(root: PathBuf, rx: Receiver<Msg>) {
         }
         for id in removes {
             let _ = std::fs::remove_dir_all(record::exec_dir(&root, &id));
+        }
+        // Effects only after the writes: they may show any state saved above.
+        for f in effects {
+            f();
         }
         for t in flushed {
             let _ = t.send(());

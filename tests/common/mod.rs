@@ -30,7 +30,8 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn next_n() -> usize {
+/// A number unique within this test binary (for scratch file names).
+pub fn next_n() -> usize {
     COUNTER.fetch_add(1, Ordering::SeqCst)
 }
 
@@ -106,31 +107,72 @@ pub fn proc_stat(pid: u32) -> Option<(u32, char, u32, u32, String)> {
     Some((pid, state, ppid, pgrp, comm))
 }
 
+/// True for a `/proc/<pid>/stat` state of a process that still runs (not a
+/// zombie, not dead).
+fn is_live(state: char) -> bool {
+    state != 'Z' && state != 'X'
+}
+
 /// True if the process exists and is not a zombie.
 pub fn pid_alive(pid: u32) -> bool {
-    match proc_stat(pid) {
-        Some((_, state, ..)) => state != 'Z' && state != 'X',
-        None => false,
-    }
+    proc_stat(pid).is_some_and(|(_, state, ..)| is_live(state))
+}
+
+/// Every pid listed in `/proc`.
+pub fn all_pids() -> Vec<u32> {
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+        .collect()
 }
 
 /// Live (non-zombie) processes whose process group is `pgid`: `(pid, comm)`.
 pub fn group_members(pgid: u32) -> Vec<(u32, String)> {
-    let mut out = Vec::new();
-    let Ok(rd) = fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        if let Some((pid, state, _, pgrp, comm)) = proc_stat(pid) {
-            if pgrp == pgid && state != 'Z' && state != 'X' {
-                out.push((pid, comm));
-            }
+    all_pids()
+        .into_iter()
+        .filter_map(proc_stat)
+        .filter(|(_, state, _, pgrp, _)| *pgrp == pgid && is_live(*state))
+        .map(|(pid, _, _, _, comm)| (pid, comm))
+        .collect()
+}
+
+/// The pids of `group_members(pgid)`.
+pub fn group_pids(pgid: u32) -> Vec<u32> {
+    group_members(pgid)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Polls `child` until it exits or `timeout` passes (one look for a zero
+/// timeout); `None` if it is still running.
+pub fn poll_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let mut status = None;
+    wait_until(timeout, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    status
+}
+
+/// Kills (SIGKILL) and reaps a child, ignoring errors (it may be gone).
+pub fn kill_and_reap(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Asks a child to stop (SIGTERM), SIGKILLs it if it is still running after
+/// `grace`, and reaps it.
+pub fn terminate_child(mut child: Child, grace: Duration) {
+    if poll_exit(&mut child, Duration::ZERO).is_none() {
+        send_signal(child.id() as i64, "TERM");
+        if poll_exit(&mut child, grace).is_none() {
+            let _ = child.kill();
         }
     }
-    out
+    let _ = child.wait();
 }
 
 /// A child process the test spawned itself; killed and reaped on drop.
@@ -145,8 +187,7 @@ impl ChildGuard {
     }
     /// Kills (SIGKILL) and reaps the process.
     pub fn kill_and_reap(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        kill_and_reap(&mut self.0);
     }
 }
 
@@ -182,21 +223,13 @@ pub fn run_with_timeout(cmd: &mut Command, scratch: &Path, timeout: Duration) ->
         .stderr(err_f)
         .spawn()
         .expect("spawn command");
-    let end = Instant::now() + timeout;
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "command {cmd:?} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
-                fs::read_to_string(&out_p).unwrap_or_default(),
-                fs::read_to_string(&err_p).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = poll_exit(&mut child, timeout) else {
+        kill_and_reap(&mut child);
+        panic!(
+            "command {cmd:?} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
+            fs::read_to_string(&out_p).unwrap_or_default(),
+            fs::read_to_string(&err_p).unwrap_or_default()
+        );
     };
     Output {
         status,
@@ -338,15 +371,7 @@ impl Dirs {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> (Child, PathBuf, PathBuf) {
-        let mut full = vec!["serve"];
-        if !args
-            .iter()
-            .any(|a| *a == "--port" || a.starts_with("--port="))
-        {
-            full.extend_from_slice(&["--port", "0"]);
-        }
-        full.extend_from_slice(args);
-        self.spawn_raw(&full, env)
+        self.spawn_raw(&serve_args(args), env)
     }
 
     /// Spawns the binary with exactly `args` (e.g. `["serve"]` to use the
@@ -368,20 +393,58 @@ impl Dirs {
     }
 }
 
+/// `serve --port 0 <args>`, leaving out `--port 0` when `args` has a `--port`
+/// of its own.
+fn serve_args<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut full = vec!["serve"];
+    if !args
+        .iter()
+        .any(|a| *a == "--port" || a.starts_with("--port="))
+    {
+        full.extend_from_slice(&["--port", "0"]);
+    }
+    full.extend_from_slice(args);
+    full
+}
+
+/// True if a daemon with this pid answers `GET /health` on `port` (a stale
+/// port file may name a dead or foreign daemon).
+fn answers_health(port: u16, pid: u32) -> bool {
+    try_request(port, "GET", "/health", &[], b"").is_ok_and(|r| {
+        r.status == 200
+            && serde_json::from_slice::<Value>(&r.body)
+                .is_ok_and(|v| v["pid"].as_u64() == Some(pid as u64))
+    })
+}
+
+/// Polls until the daemon `child`, started with `dirs`, answers `/health` on
+/// the port named in the port file; returns that port. `Err(Some(status))` if
+/// it exited first, `Err(None)` if `timeout` passed (it is left running).
+pub fn wait_healthy(
+    child: &mut Child,
+    dirs: &Dirs,
+    timeout: Duration,
+) -> Result<u16, Option<ExitStatus>> {
+    let pid = child.id();
+    let mut exited = None;
+    let mut port = None;
+    wait_until(timeout, || {
+        exited = child.try_wait().expect("try_wait");
+        if exited.is_some() {
+            return true;
+        }
+        port = dirs.read_port().filter(|p| answers_health(*p, pid));
+        port.is_some()
+    });
+    port.ok_or(exited)
+}
+
 /// Waits for a child to exit (polling), killing it and panicking after `timeout`.
 pub fn wait_child(child: &mut Child, timeout: Duration) -> ExitStatus {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("process {} did not exit within {timeout:?}", child.id());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_exit(child, timeout).unwrap_or_else(|| {
+        kill_and_reap(child);
+        panic!("process {} did not exit within {timeout:?}", child.id());
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -420,10 +483,7 @@ impl Daemon {
 
     /// Starts a daemon in prepared directories.
     pub fn start_in(dirs: Dirs, args: &[&str]) -> Daemon {
-        match Daemon::try_start_in(dirs, args) {
-            Ok(d) => d,
-            Err(msg) => panic!("{msg}"),
-        }
+        Daemon::try_start_in(dirs, args).unwrap_or_else(|msg| panic!("{msg}"))
     }
 
     /// Starts a daemon in prepared directories; `Err` carries the log if it
@@ -435,10 +495,7 @@ impl Daemon {
     /// Starts a daemon in prepared directories with extra environment
     /// variables (e.g. `HOME`, `NOTIFY_SOCKET`).
     pub fn start_env(dirs: Dirs, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        match Daemon::try_start_env(dirs, args, env) {
-            Ok(d) => d,
-            Err(msg) => panic!("{msg}"),
-        }
+        Daemon::try_start_env(dirs, args, env).unwrap_or_else(|msg| panic!("{msg}"))
     }
 
     pub fn try_start_env(
@@ -446,24 +503,13 @@ impl Daemon {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Result<Daemon, String> {
-        let mut full = vec!["serve"];
-        if !args
-            .iter()
-            .any(|a| *a == "--port" || a.starts_with("--port="))
-        {
-            full.extend_from_slice(&["--port", "0"]);
-        }
-        full.extend_from_slice(args);
-        Daemon::try_start_raw(dirs, &full, env)
+        Daemon::try_start_raw(dirs, &serve_args(args), env)
     }
 
     /// Starts the binary with exactly `args` (which must run `serve`), e.g.
     /// `["serve"]` so that the config's `api_port` applies.
     pub fn start_raw(dirs: Dirs, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        match Daemon::try_start_raw(dirs, args, env) {
-            Ok(d) => d,
-            Err(msg) => panic!("{msg}"),
-        }
+        Daemon::try_start_raw(dirs, args, env).unwrap_or_else(|msg| panic!("{msg}"))
     }
 
     pub fn try_start_raw(
@@ -473,43 +519,28 @@ impl Daemon {
     ) -> Result<Daemon, String> {
         let (mut child, stdout_path, stderr_path) = dirs.spawn_raw(args, env);
         let pid = child.id();
-        let end = Instant::now() + DEADLINE;
-        let mut port = None;
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return Err(format!(
-                    "daemon exited during start-up with {st:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                    fs::read_to_string(&stdout_path).unwrap_or_default(),
-                    fs::read_to_string(&stderr_path).unwrap_or_default()
-                ));
-            }
-            if let Some(p) = dirs.read_port() {
-                // Only accept the port once *this* daemon answers on it (a
-                // stale port file may name a dead or foreign daemon).
-                if let Ok(r) = try_request(p, "GET", "/health", &[], b"") {
-                    if r.status == 200 {
-                        if let Ok(v) = serde_json::from_slice::<Value>(&r.body) {
-                            if v["pid"].as_u64() == Some(pid as u64) {
-                                port = Some(p);
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            if Instant::now() >= end {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "daemon did not become healthy within {DEADLINE:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        let logs = || {
+            format!(
+                "--- stdout ---\n{}\n--- stderr ---\n{}",
                 fs::read_to_string(&stdout_path).unwrap_or_default(),
                 fs::read_to_string(&stderr_path).unwrap_or_default()
-            ));
+            )
+        };
+        let port = match wait_healthy(&mut child, &dirs, DEADLINE) {
+            Ok(port) => port,
+            Err(Some(st)) => {
+                return Err(format!(
+                    "daemon exited during start-up with {st:?}\n{}",
+                    logs()
+                ));
+            }
+            Err(None) => {
+                kill_and_reap(&mut child);
+                return Err(format!(
+                    "daemon did not become healthy within {DEADLINE:?}\n{}",
+                    logs()
+                ));
+            }
         };
         let token = dirs.read_token().unwrap_or_default();
         Ok(Daemon {
@@ -563,25 +594,18 @@ impl Daemon {
             return st;
         }
         let child = self.child.as_mut().expect("daemon child");
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                self.exited = Some(st);
-                return st;
-            }
-            if Instant::now() >= end {
-                panic!("daemon did not exit within {timeout:?}\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let Some(st) = poll_exit(child, timeout) else {
+            panic!("daemon did not exit within {timeout:?}\n{}", self.log());
+        };
+        self.exited = Some(st);
+        st
     }
 
     /// SIGKILLs the daemon, reaps it, and hands back the directories (with
     /// the stale port and PID files left in place).
     pub fn kill9(mut self) -> Dirs {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_and_reap(&mut c);
         }
         self.kill_groups();
         // Move the dirs out; Drop sees no child and does nothing else.
@@ -602,22 +626,8 @@ impl Daemon {
     }
 
     fn terminate(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            if c.try_wait().ok().flatten().is_none() {
-                send_signal(c.id() as i64, "TERM");
-                let end = Instant::now() + Duration::from_secs(10);
-                loop {
-                    if c.try_wait().ok().flatten().is_some() {
-                        break;
-                    }
-                    if Instant::now() >= end {
-                        let _ = c.kill();
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            terminate_child(c, Duration::from_secs(10));
         }
         self.kill_groups();
     }
@@ -794,7 +804,9 @@ impl Drop for Daemon {
 #[derive(Debug, Clone)]
 pub struct Resp {
     pub status: u16,
+    /// Headers in order, names lowercased.
     pub headers: Vec<(String, String)>,
+    /// Body (de-chunked).
     pub body: Vec<u8>,
 }
 
@@ -826,6 +838,14 @@ impl Resp {
     }
 }
 
+impl std::fmt::Display for Resp {
+    /// Status, headers and (the start of) the body, for assertion messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t: String = self.text().chars().take(2000).collect();
+        write!(f, "HTTP {} {:?} {t}", self.status, self.headers)
+    }
+}
+
 /// Asserts an error response: status, JSON body with a non-empty `error`
 /// string and the given `code`. Returns the body.
 pub fn assert_error(r: &Resp, status: u16, code: &str) -> Value {
@@ -851,7 +871,10 @@ pub fn assert_error(r: &Resp, status: u16, code: &str) -> Value {
     v
 }
 
-fn build_request(
+/// The bytes of one request: a `Host` header unless `headers` has one (an
+/// empty `Host` value sends none), `Content-Length` unless given (left out for
+/// a GET without a body), and `Connection: close` when `close` is set.
+pub fn build_request(
     port: u16,
     method: &str,
     path: &str,
@@ -884,7 +907,8 @@ fn build_request(
     bytes
 }
 
-fn connect(port: u16) -> io::Result<TcpStream> {
+/// A TCP connection to the daemon on `127.0.0.1:port` (30 s I/O timeouts).
+pub fn connect(port: u16) -> io::Result<TcpStream> {
     let s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(10))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     s.set_write_timeout(Some(Duration::from_secs(30)))?;
@@ -944,7 +968,8 @@ fn read_line_crlf(r: &mut impl BufRead) -> io::Result<String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-fn read_head(r: &mut impl BufRead) -> io::Result<(u16, Vec<(String, String)>)> {
+/// Reads a status line and headers (names lowercased) up to the blank line.
+pub fn read_head(r: &mut impl BufRead) -> io::Result<(u16, Vec<(String, String)>)> {
     let status_line = read_line_crlf(r)?;
     let mut parts = status_line.splitn(3, ' ');
     let _version = parts.next();
@@ -961,7 +986,7 @@ fn read_head(r: &mut impl BufRead) -> io::Result<(u16, Vec<(String, String)>)> {
             break;
         }
         if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
     Ok((status, headers))
@@ -974,9 +999,36 @@ fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str>
         .map(|(_, v)| v.as_str())
 }
 
-fn is_chunked(headers: &[(String, String)]) -> bool {
+/// True if `Transfer-Encoding` says chunked.
+pub fn is_chunked(headers: &[(String, String)]) -> bool {
     header_of(headers, "transfer-encoding")
         .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+}
+
+/// Reads one chunk of a chunked body: `Ok(None)` at the terminating chunk
+/// (whose trailers it consumes).
+pub fn read_chunk(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
+    let line = read_line_crlf(r)?;
+    let size_s = line.split(';').next().unwrap_or("").trim();
+    let size = usize::from_str_radix(size_s, 16).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad chunk size {line:?}"),
+        )
+    })?;
+    if size == 0 {
+        while !read_line_crlf(r)?.is_empty() {}
+        return Ok(None);
+    }
+    let mut chunk = vec![0u8; size];
+    r.read_exact(&mut chunk)?;
+    if !read_line_crlf(r)?.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "chunk not followed by CRLF",
+        ));
+    }
+    Ok(Some(chunk))
 }
 
 /// Reads one full response (Content-Length, chunked, or until EOF).
@@ -984,29 +1036,8 @@ pub fn read_response(r: &mut impl BufRead) -> io::Result<Resp> {
     let (status, headers) = read_head(r)?;
     let mut body = Vec::new();
     if is_chunked(&headers) {
-        loop {
-            let line = read_line_crlf(r)?;
-            let size_s = line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size_s, 16).map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("bad chunk size {line:?}"),
-                )
-            })?;
-            if size == 0 {
-                // trailers
-                loop {
-                    let l = read_line_crlf(r)?;
-                    if l.is_empty() {
-                        break;
-                    }
-                }
-                break;
-            }
-            let mut chunk = vec![0u8; size];
-            r.read_exact(&mut chunk)?;
+        while let Some(chunk) = read_chunk(r)? {
             body.extend_from_slice(&chunk);
-            let _ = read_line_crlf(r)?;
         }
     } else if let Some(cl) = header_of(&headers, "content-length") {
         let n: usize = cl

@@ -1,99 +1,44 @@
 //! Black-box harness for the executions tests (API.md §7), owned by
-//! `tests/executions.rs`.
+//! `tests/executions.rs`, on top of the generic helpers in `tests/common`
+//! (polling, `/proc`, spawning, raw HTTP/1.1).
 //!
 //! The daemon is spawned as `orchestratr serve --port 0` with private config and
-//! state dirs; requests are raw HTTP/1.1 over `std::net::TcpStream` (SSE streams
-//! decode the chunked encoding incrementally, so a test can drop the connection
-//! mid-stream). Every daemon carries a unique `ORCHESTRATR_TEST_MARK` in its
-//! environment, which the runs it spawns inherit: on drop the daemon is stopped
-//! (SIGTERM, then SIGKILL) and every live process carrying the mark is killed by
-//! PID, so no test leaves a process behind.
+//! state dirs; SSE streams decode the chunked encoding incrementally, so a test
+//! can drop the connection mid-stream. Every daemon carries a unique
+//! `ORCHESTRATR_TEST_MARK` in its environment, which the runs it spawns
+//! inherit: on drop the daemon is stopped (SIGTERM, then SIGKILL) and every live
+//! process carrying the mark is killed by PID, so no test leaves a process
+//! behind.
 
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::process::{Child, ExitStatus, Output};
+use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use serde_json::Value;
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_orchestratr");
+use crate::common::{
+    Dirs, all_pids, build_request, connect, is_chunked, kill_and_reap, next_n, pid_alive,
+    poll_exit, read_chunk, read_head, run_with_timeout, send_signal, terminate_child, wait_healthy,
+};
+pub use crate::common::{Resp, group_pids, request, try_request, wait_until};
 
 /// Generous deadline for state changes on a loaded machine.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn next_n() -> usize {
-    COUNTER.fetch_add(1, Ordering::SeqCst)
-}
-
 // ---------------------------------------------------------------------------
-// polling
-
-/// Poll `f` every 25 ms until it is true or `timeout` passes; returns whether it became true.
-pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-// ---------------------------------------------------------------------------
-// processes, via /proc
-
-/// `(state, ppid, pgrp)` of a process from `/proc/<pid>/stat`.
-pub fn proc_stat(pid: u32) -> Option<(char, u32, u32)> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let close = s.rfind(')')?;
-    let rest: Vec<&str> = s[close + 1..].split_whitespace().collect();
-    let state = rest.first()?.chars().next()?;
-    let ppid = rest.get(1)?.parse().ok()?;
-    let pgrp = rest.get(2)?.parse().ok()?;
-    Some((state, ppid, pgrp))
-}
-
-fn all_pids() -> Vec<u32> {
-    let Ok(rd) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
-        .collect()
-}
-
-fn live(state: char) -> bool {
-    state != 'Z' && state != 'X'
-}
-
-/// Live (non-zombie) processes whose process group is `pgid` (field 5 of `stat`).
-pub fn group_members(pgid: u32) -> Vec<u32> {
-    all_pids()
-        .into_iter()
-        .filter(|p| proc_stat(*p).is_some_and(|(st, _, pg)| pg == pgid && live(st)))
-        .collect()
-}
+// processes
 
 /// Live processes whose environment contains `needle` (`KEY=value`).
 pub fn processes_with_env(needle: &str) -> Vec<u32> {
     let me = std::process::id();
     all_pids()
         .into_iter()
-        .filter(|p| *p != me)
-        .filter(|p| proc_stat(*p).is_some_and(|(st, _, _)| live(st)))
+        .filter(|p| *p != me && pid_alive(*p))
         .filter(|p| {
             fs::read(format!("/proc/{p}/environ"))
                 .map(|b| b.split(|c| *c == 0).any(|kv| kv == needle.as_bytes()))
@@ -106,193 +51,13 @@ pub fn processes_with_env(needle: &str) -> Vec<u32> {
 pub fn wait_group_gone(pgid: u32, timeout: Duration) -> Result<(), Vec<u32>> {
     let mut last = Vec::new();
     if wait_until(timeout, || {
-        last = group_members(pgid);
+        last = group_pids(pgid);
         last.is_empty()
     }) {
         Ok(())
     } else {
         Err(last)
     }
-}
-
-fn signal(pid: u32, sig: Signal) {
-    if pid > 1 {
-        let _ = kill(Pid::from_raw(pid as i32), sig);
-    }
-}
-
-// ---------------------------------------------------------------------------
-// HTTP
-
-/// A complete HTTP response.
-#[derive(Debug, Clone)]
-pub struct Resp {
-    /// Status code.
-    pub status: u16,
-    /// Headers in order, names lowercased.
-    pub headers: Vec<(String, String)>,
-    /// Body (de-chunked).
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    /// A header value by (case-insensitive) name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let n = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == n)
-            .map(|(_, v)| v.as_str())
-    }
-    /// The body as JSON (`Null` when it is not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    /// The body as (lossy) text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-impl std::fmt::Display for Resp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let t = self.text();
-        let t: String = t.chars().take(2000).collect();
-        write!(f, "HTTP {} {:?} {t}", self.status, self.headers)
-    }
-}
-
-fn read_head(r: &mut impl BufRead) -> io::Result<(u16, Vec<(String, String)>)> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "connection closed before the status line",
-        ));
-    }
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::other(format!("bad status line {line:?}")))?;
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed in the headers",
-            ));
-        }
-        let l = line.trim_end_matches(['\r', '\n']);
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    Ok((status, headers))
-}
-
-/// Read one chunk of a chunked body: `Ok(None)` at the terminating chunk.
-fn read_chunk(r: &mut impl BufRead) -> io::Result<Option<Vec<u8>>> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "connection closed inside a chunked body",
-        ));
-    }
-    let size_s = line.trim().split(';').next().unwrap_or("").trim();
-    let size = usize::from_str_radix(size_s, 16)
-        .map_err(|_| io::Error::other(format!("bad chunk size line {line:?}")))?;
-    if size == 0 {
-        // trailers until the blank line
-        loop {
-            line.clear();
-            if r.read_line(&mut line)? == 0 || line.trim().is_empty() {
-                break;
-            }
-        }
-        return Ok(None);
-    }
-    let mut buf = vec![0u8; size];
-    r.read_exact(&mut buf)?;
-    let mut crlf = [0u8; 2];
-    r.read_exact(&mut crlf)?;
-    if &crlf != b"\r\n" {
-        return Err(io::Error::other("chunk not followed by CRLF"));
-    }
-    Ok(Some(buf))
-}
-
-fn connect(port: u16) -> io::Result<TcpStream> {
-    let s = TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_secs(10),
-    )?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    s.set_write_timeout(Some(Duration::from_secs(30)))?;
-    Ok(s)
-}
-
-fn write_request(
-    s: &mut TcpStream,
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: Option<&[u8]>,
-) -> io::Result<()> {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
-    }
-    req.push_str("Connection: close\r\n\r\n");
-    let mut bytes = req.into_bytes();
-    if let Some(b) = body {
-        bytes.extend_from_slice(b);
-    }
-    s.write_all(&bytes)?;
-    s.flush()
-}
-
-/// One request with `Connection: close`; reads the whole response.
-pub fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: Option<&[u8]>,
-) -> io::Result<Resp> {
-    let mut s = connect(port)?;
-    write_request(&mut s, port, method, path, headers, body)?;
-    let mut r = BufReader::new(s);
-    let (status, headers) = read_head(&mut r)?;
-    let find = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let mut body = Vec::new();
-    if find("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-        while let Some(c) = read_chunk(&mut r)? {
-            body.extend_from_slice(&c);
-        }
-    } else if let Some(n) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body.resize(n, 0);
-        r.read_exact(&mut body)?;
-    } else {
-        r.read_to_end(&mut body)?;
-    }
-    Ok(Resp {
-        status,
-        headers,
-        body,
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -317,6 +82,8 @@ impl SseEvent {
 }
 
 /// An open SSE response read incrementally (chunked framing decoded here).
+/// Unlike `common::SseClient` it blocks on reads and tells a clean chunked end
+/// from a dropped connection.
 pub struct SseConn {
     reader: BufReader<TcpStream>,
     chunked: bool,
@@ -324,25 +91,24 @@ pub struct SseConn {
     done: bool,
     /// Response status.
     pub status: u16,
-    /// Response headers.
+    /// Response headers (names lowercased).
     pub headers: Vec<(String, String)>,
     /// Whether the stream ended with the chunked terminator (a clean end).
     pub clean_end: bool,
 }
 
 impl SseConn {
-    /// Open `path` with the given extra headers.
-    pub fn open(port: u16, path: &str, headers: &[(&str, String)]) -> io::Result<SseConn> {
+    /// Open `path` with the given extra headers (60 s read timeout).
+    pub fn open(port: u16, path: &str, headers: &[(&str, &str)]) -> io::Result<SseConn> {
         let mut s = connect(port)?;
-        write_request(&mut s, port, "GET", path, headers, None)?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        s.write_all(&build_request(port, "GET", path, headers, b"", true))?;
+        s.flush()?;
         let mut reader = BufReader::new(s);
         let (status, headers) = read_head(&mut reader)?;
-        let chunked = headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
         Ok(SseConn {
             reader,
-            chunked,
+            chunked: is_chunked(&headers),
             buf: Vec::new(),
             done: false,
             status,
@@ -425,17 +191,15 @@ impl SseConn {
 
 /// A daemon under test with private dirs; stopped (and its runs killed) on drop.
 pub struct Daemon {
-    /// Holds every file of the test.
-    pub root: tempfile::TempDir,
-    /// `<cfg>`.
-    pub cfg: PathBuf,
-    /// `<state>`.
-    pub state: PathBuf,
+    /// `<tmp>/cfg` and `<tmp>/state`; the temp dir holds every file of the test.
+    pub dirs: Dirs,
     child: Option<Child>,
     /// Current port.
     pub port: u16,
     /// Bearer token.
     pub token: String,
+    /// `ORCHESTRATR_TEST_MARK=<unique value>`, in the environment of the
+    /// daemon, of its runs and of the CLI.
     mark: String,
     logs: Vec<PathBuf>,
 }
@@ -444,24 +208,15 @@ impl Daemon {
     /// Private dirs, no daemon yet. Write a config with [`Daemon::write_config`],
     /// then [`Daemon::start`].
     pub fn new() -> Daemon {
-        let root = tempfile::Builder::new()
-            .prefix("orchestratr-exec-")
-            .tempdir()
-            .expect("temp dir");
-        let cfg = root.path().join("cfg");
-        let state = root.path().join("state");
-        fs::create_dir_all(&cfg).expect("mkdir cfg");
-        fs::create_dir_all(&state).expect("mkdir state");
+        let dirs = Dirs::new();
         let mark = format!(
             "ORCHESTRATR_TEST_MARK=exec-{}-{}-{}",
             std::process::id(),
             next_n(),
-            root.path().display()
+            dirs.scratch().display()
         );
         Daemon {
-            root,
-            cfg,
-            state,
+            dirs,
             child: None,
             port: 0,
             token: String::new(),
@@ -472,12 +227,12 @@ impl Daemon {
 
     /// The test's scratch root (canonical).
     pub fn dir(&self) -> PathBuf {
-        self.root.path().canonicalize().expect("canonical root")
+        self.dirs.scratch().canonicalize().expect("canonical root")
     }
 
     /// Write `<cfg>/config.yml`.
     pub fn write_config(&self, yaml: &str) {
-        fs::write(self.cfg.join("config.yml"), yaml).expect("write config.yml");
+        self.dirs.write("config.yml", yaml);
     }
 
     /// `new` + `write_config` + `start`.
@@ -488,54 +243,29 @@ impl Daemon {
         d
     }
 
+    /// The mark as an environment variable `(name, value)`.
+    fn mark_env(&self) -> (&str, &str) {
+        self.mark.split_once('=').expect("mark")
+    }
+
     /// Start `orchestratr serve --port 0` and wait until it answers `/health`.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "daemon already started");
-        let _ = fs::remove_file(self.cfg.join("port"));
-        let log = self
-            .root
-            .path()
-            .join(format!("daemon-{}.log", self.logs.len()));
-        let f = fs::File::create(&log).expect("daemon log");
-        let f2 = f.try_clone().expect("dup log");
-        let (mk, mv) = self.mark.split_once('=').expect("mark");
-        let child = Command::new(BIN)
-            .args(["serve", "--port", "0"])
-            .env("ORCHESTRATR_CONFIG_DIR", &self.cfg)
-            .env("ORCHESTRATR_STATE_DIR", &self.state)
-            .env(mk, mv)
-            .stdin(Stdio::null())
-            .stdout(f)
-            .stderr(f2)
-            .spawn()
-            .expect("spawn orchestratr serve");
-        self.logs.push(log);
-        self.child = Some(child);
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if let Some(st) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                panic!("daemon exited during start-up ({st})\n{}", self.log());
+        let _ = fs::remove_file(self.dirs.port_file());
+        let (mut child, out, err) = self.dirs.spawn_serve_env(&[], &[self.mark_env()]);
+        self.logs.extend([out, err]);
+        match wait_healthy(&mut child, &self.dirs, DEADLINE) {
+            Ok(port) => {
+                self.port = port;
+                self.token = self.dirs.read_token().expect("token file");
+                self.child = Some(child);
             }
-            if let Some(p) = fs::read_to_string(self.cfg.join("port"))
-                .ok()
-                .and_then(|s| s.trim().parse::<u16>().ok())
-                && let Ok(t) = fs::read_to_string(self.cfg.join("token"))
-                && t.trim().len() == 64
-                && request(p, "GET", "/health", &[], None).is_ok_and(|r| r.status == 200)
-            {
-                self.port = p;
-                self.token = t.trim().to_string();
-                return;
-            }
-            if Instant::now() >= end {
+            Err(Some(st)) => panic!("daemon exited during start-up ({st})\n{}", self.log()),
+            Err(None) => {
+                // Drop stops it.
+                self.child = Some(child);
                 panic!("daemon did not come up within {DEADLINE:?}\n{}", self.log());
             }
-            std::thread::sleep(Duration::from_millis(25));
         }
     }
 
@@ -557,27 +287,22 @@ impl Daemon {
     /// SIGKILL the daemon and reap it (its runs survive in their own groups).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_and_reap(&mut c);
         }
     }
 
     /// Wait for the daemon to exit on its own (after `POST /shutdown`).
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let c = self.child.as_mut()?;
-        let mut st = None;
-        wait_until(timeout, || {
-            st = c.try_wait().ok().flatten();
-            st.is_some()
-        });
+        let st = poll_exit(self.child.as_mut()?, timeout);
         if st.is_some() {
             self.child = None;
         }
         st
     }
 
-    fn auth(&self) -> (&'static str, String) {
-        ("Authorization", format!("Bearer {}", self.token))
+    /// The `Authorization` header value.
+    pub fn auth_header(&self) -> String {
+        format!("Bearer {}", self.token)
     }
 
     /// Authenticated request; panics on a transport error.
@@ -588,8 +313,14 @@ impl Daemon {
 
     /// Authenticated request.
     pub fn try_req(&self, method: &str, path: &str, body: Option<&Value>) -> io::Result<Resp> {
-        let b = body.map(|v| serde_json::to_vec(v).expect("json"));
-        request(self.port, method, path, &[self.auth()], b.as_deref())
+        let auth = self.auth_header();
+        let mut h = vec![("Authorization", auth.as_str())];
+        let mut b = Vec::new();
+        if let Some(v) = body {
+            h.push(("Content-Type", "application/json"));
+            b = serde_json::to_vec(v).expect("json");
+        }
+        try_request(self.port, method, path, &h, &b)
     }
 
     /// Authenticated GET.
@@ -667,7 +398,7 @@ impl Daemon {
         let mut last = Vec::new();
         assert!(
             wait_until(DEADLINE, || {
-                last = group_members(pid);
+                last = group_pids(pid);
                 last.len() >= members
             }),
             "group {pid} of {id} never had {members} live members: {last:?}\n{}",
@@ -676,27 +407,30 @@ impl Daemon {
         (e, pid)
     }
 
+    /// `<state>/executions/<id>`.
+    pub fn exec_dir(&self, id: &str) -> PathBuf {
+        self.dirs.state.join("executions").join(id)
+    }
+
     /// `<state>/executions/<id>/execution.json`.
     pub fn record(&self, id: &str) -> Value {
-        let p = self
-            .state
-            .join("executions")
-            .join(id)
-            .join("execution.json");
+        let p = self.exec_dir(id).join("execution.json");
         let b = fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()));
         serde_json::from_slice(&b).unwrap_or_else(|e| panic!("parse {}: {e}", p.display()))
     }
 
     /// `<state>/executions/<id>/output.log` (empty if absent).
     pub fn output_log(&self, id: &str) -> Vec<u8> {
-        fs::read(self.state.join("executions").join(id).join("output.log")).unwrap_or_default()
+        fs::read(self.exec_dir(id).join("output.log")).unwrap_or_default()
     }
 
     /// Open the output stream of `id`, optionally resuming at `last_event_id`.
     pub fn stream(&self, id: &str, last_event_id: Option<u64>) -> SseConn {
-        let mut h = vec![self.auth()];
-        if let Some(l) = last_event_id {
-            h.push(("Last-Event-ID", l.to_string()));
+        let auth = self.auth_header();
+        let last = last_event_id.map(|l| l.to_string());
+        let mut h = vec![("Authorization", auth.as_str())];
+        if let Some(l) = &last {
+            h.push(("Last-Event-ID", l));
         }
         let c = SseConn::open(self.port, &format!("/executions/{id}/stream"), &h)
             .unwrap_or_else(|e| panic!("open stream of {id}: {e}"));
@@ -706,41 +440,10 @@ impl Daemon {
 
     /// Run the CLI against this daemon; stdout/stderr go to files (never pipes).
     pub fn cli(&self, args: &[&str], timeout: Duration) -> Output {
-        let n = next_n();
-        let out_p = self.root.path().join(format!("cli-{n}.out"));
-        let err_p = self.root.path().join(format!("cli-{n}.err"));
-        let (mk, mv) = self.mark.split_once('=').expect("mark");
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("ORCHESTRATR_CONFIG_DIR", &self.cfg)
-            .env("ORCHESTRATR_STATE_DIR", &self.state)
-            .env(mk, mv)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&out_p).expect("cli out"))
-            .stderr(fs::File::create(&err_p).expect("cli err"))
-            .spawn()
-            .expect("spawn cli");
-        let end = Instant::now() + timeout;
-        let status = loop {
-            if let Some(st) = child.try_wait().expect("try_wait") {
-                break st;
-            }
-            if Instant::now() >= end {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "orchestratr {args:?} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
-                    fs::read_to_string(&out_p).unwrap_or_default(),
-                    fs::read_to_string(&err_p).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        };
-        Output {
-            status,
-            stdout: fs::read(&out_p).unwrap_or_default(),
-            stderr: fs::read(&err_p).unwrap_or_default(),
-        }
+        let mut c = self.dirs.command();
+        let (mk, mv) = self.mark_env();
+        c.args(args).env(mk, mv);
+        run_with_timeout(&mut c, self.dirs.scratch(), timeout)
     }
 
     /// Kill every live process that carries this daemon's mark, by PID.
@@ -751,7 +454,7 @@ impl Daemon {
                 return;
             }
             for p in pids {
-                signal(p, Signal::SIGKILL);
+                send_signal(p as i64, "KILL");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -766,20 +469,8 @@ impl Default for Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            signal(c.id(), Signal::SIGTERM);
-            let end = Instant::now() + Duration::from_secs(15);
-            loop {
-                if c.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                if Instant::now() >= end {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
+        if let Some(c) = self.child.take() {
+            terminate_child(c, Duration::from_secs(15));
         }
         self.kill_marked();
     }

@@ -488,7 +488,19 @@ impl fmt::Debug for Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
-            let response = Response::empty(500);
+            // orchestratr patch: a request is only dropped unanswered when the
+            // server stops with it still queued; tell the client so (API.md §2
+            // error body) instead of an empty 500.
+            let mut response = Response::from_string(
+                r#"{"error":"the daemon is shutting down","code":"unavailable"}"#,
+            )
+            .with_status_code(503);
+            if let Ok(h) = crate::Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]) {
+                response.add_header(h);
+            }
+            if let Ok(h) = crate::Header::from_bytes(&b"Retry-After"[..], &b"2"[..]) {
+                response.add_header(h);
+            }
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
                 sender.send(()).unwrap();
