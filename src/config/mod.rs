@@ -357,6 +357,9 @@ fn clean_ignored_path(p: &str) -> Option<String> {
 fn yaml_options() -> serde_saphyr::Options {
     let mut o = serde_saphyr::Options::default();
     o.with_snippet = false;
+    // `.inf`/`.nan` reach the numeric keys' own check (ranges.rs), which names
+    // the allowed range; nothing else in the schema accepts a float.
+    o.non_finite_float_policy = serde_saphyr::NonFiniteFloatPolicy::PassThrough;
     o
 }
 
@@ -733,5 +736,7 @@ pub fn write_default_if_missing(dir: &Path) -> std::io::Result<bool> {
     Ok(true)
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

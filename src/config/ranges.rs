@@ -118,9 +118,9 @@ pub const EVENT_BUFFER_BYTES: Range = r("event_buffer_bytes", MIB, 1024 * MIB, "
 /// `sse_heartbeat_ms`.
 pub const SSE_HEARTBEAT_MS: Range = r("sse_heartbeat_ms", 100, 300_000, "ms");
 /// `sse_max_streams`.
-pub const SSE_MAX_STREAMS: Range = r("sse_max_streams", 1, 4096, "streams");
+pub const SSE_MAX_STREAMS: Range = r("sse_max_streams", 1, 1024, "streams");
 /// `sse_queue_capacity`: events queued per SSE client.
-pub const SSE_QUEUE_CAPACITY: Range = r("sse_queue_capacity", 1, 65_536, "events");
+pub const SSE_QUEUE_CAPACITY: Range = r("sse_queue_capacity", 1, 16_384, "events");
 /// `retention.executions`.
 pub const RETENTION_EXECUTIONS: Range = r("retention.executions", 1, 1_000_000, "records");
 /// `retention.output_bytes`: output kept per execution.
