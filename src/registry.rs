@@ -216,6 +216,7 @@ impl Registry {
         let actor = Actor {
             apps,
             fingerprint: config.fingerprint,
+            invalid_fingerprint: None,
             config_dir,
             bus,
             tracker: tracker.clone(),
@@ -311,7 +312,8 @@ impl Registry {
     /// fingerprint is a no-op reported as `unchanged`.
     ///
     /// Errors: `Invalid` with every diagnostic; the previous registry is kept and a
-    /// `config.invalid` event is published.
+    /// `config.invalid` event is published (with `force: false`, only the first
+    /// time these exact bytes are seen).
     pub fn reload(&self, force: bool) -> Result<ReloadReport, RegistryError> {
         self.call_r(|reply| Cmd::Reload { force, reply })
     }
@@ -331,6 +333,8 @@ struct Entry {
 struct Actor {
     apps: BTreeMap<String, Entry>,
     fingerprint: u64,
+    /// Fingerprint of the last invalid config reported by `config.invalid`.
+    invalid_fingerprint: Option<u64>,
     config_dir: PathBuf,
     bus: Bus,
     tracker: Tracker,
@@ -579,9 +583,15 @@ impl Actor {
     }
 
     fn reload(&mut self, force: bool) -> Result<ReloadReport, RegistryError> {
-        let cfg = match config::load(&self.config_dir) {
+        let (fp, loaded) = config::load_with_fingerprint(&self.config_dir);
+        let cfg = match loaded {
             Ok(c) => c,
+            // `config.invalid` once per distinct broken content (API.md §9).
+            Err(err) if !force && self.invalid_fingerprint == Some(fp) => {
+                return Err(RegistryError::Invalid(err));
+            }
             Err(err) => {
+                self.invalid_fingerprint = Some(fp);
                 let errors: Vec<Value> = err.diagnostics().iter().map(|d| json!(d)).collect();
                 log::warn!("config reload failed, keeping the previous registry: {err}");
                 self.bus.emit(NewEvent::daemon(
@@ -592,6 +602,7 @@ impl Actor {
                 return Err(RegistryError::Invalid(err));
             }
         };
+        self.invalid_fingerprint = None;
         if !force && cfg.fingerprint == self.fingerprint {
             return Ok(ReloadReport {
                 added: vec![],
