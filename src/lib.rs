@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod http;
 pub mod logging;
 pub mod paths;
+pub mod proc;
 pub mod registry;
 pub mod time;
 pub mod tracker;

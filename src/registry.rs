@@ -431,7 +431,7 @@ impl Actor {
         if fresh {
             let data = json!({"pid": pid, "by": by});
             let ready_cmd = e.spec.ready_cmd.clone();
-            let cwd = e.spec.cwd.as_deref().map(crate::tracker::expand_tilde);
+            let cwd = e.spec.cwd.as_deref().map(crate::proc::expand_tilde);
             let timeout = e.spec.ready_timeout_ms;
             self.emit("app.launched", name, data);
             if let Some(cmd) = ready_cmd {

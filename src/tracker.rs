@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,26 +25,8 @@ pub const STATS_INTERVAL_MS: u64 = 1000;
 /// After SIGKILL, how long to wait for the group to disappear before answering anyway.
 const KILL_GRACE_MS: u64 = 2000;
 
-/// Environment variables a service manager gives the daemon that must not leak
-/// into children (DESIGN.md §4).
-pub const STRIPPED_ENV: &[&str] = &[
-    "NOTIFY_SOCKET",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-];
-
-/// Start time of `pid` (sysinfo: seconds since the epoch), refreshing only that
-/// process. Used to recognise a PID after a while despite PID reuse.
-pub fn process_start_time(sys: &mut sysinfo::System, pid: u32) -> Option<u64> {
-    let p = sysinfo::Pid::from_u32(pid);
-    sys.refresh_processes_specifics(
-        sysinfo::ProcessesToUpdate::Some(&[p]),
-        true,
-        sysinfo::ProcessRefreshKind::nothing(),
-    );
-    sys.process(p).map(|pr| pr.start_time())
-}
+pub use crate::proc::{STRIPPED_ENV, dir_exists, expand_tilde, process_start_time};
+use crate::proc::{group_alive, pid_alive, strip_env};
 
 /// What the tracker tells the registry.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,19 +235,6 @@ impl Tracker {
     }
 }
 
-/// Expand a leading `~` or `~/` to the home directory.
-pub fn expand_tilde(p: &str) -> PathBuf {
-    if p == "~" {
-        return dirs::home_dir().unwrap_or_else(|| PathBuf::from(p));
-    }
-    if let Some(rest) = p.strip_prefix("~/")
-        && let Some(h) = dirs::home_dir()
-    {
-        return h.join(rest);
-    }
-    PathBuf::from(p)
-}
-
 enum Watch {
     /// A child of the daemon: exit decided by `try_wait`.
     Child(Child),
@@ -313,14 +282,6 @@ struct State {
 
 fn status_parts(st: ExitStatus) -> (Option<i32>, Option<i32>) {
     (st.code(), st.signal())
-}
-
-fn group_alive(pgid: i32) -> bool {
-    killpg(Pid::from_raw(pgid), None).is_ok()
-}
-
-fn pid_alive(pid: u32) -> bool {
-    kill(Pid::from_raw(pid as i32), None).is_ok()
 }
 
 impl State {
@@ -443,10 +404,7 @@ impl State {
         let out = self.open_log(&spec.name);
         let err = self.open_log(&spec.name);
         cmd.stdout(out).stderr(err);
-        for k in STRIPPED_ENV {
-            cmd.env_remove(k);
-        }
-        cmd.envs(&spec.env);
+        strip_env(&mut cmd).envs(&spec.env);
         cmd.env("ORCHESTRATR_APP", &spec.name);
         if let Some(cwd) = &spec.cwd {
             let dir = expand_tilde(cwd);
@@ -709,9 +667,7 @@ impl State {
                     .stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null());
-                for k in STRIPPED_ENV {
-                    cmd.env_remove(k);
-                }
+                strip_env(&mut cmd);
                 if let Some(d) = &p.cwd {
                     cmd.current_dir(d);
                 }
@@ -778,9 +734,4 @@ impl State {
         self.poll_probes();
         self.sample_stats();
     }
-}
-
-/// Is `path` an existing directory after `~` expansion? Used by validation messages.
-pub fn dir_exists(path: &str) -> bool {
-    Path::new(&expand_tilde(path)).is_dir()
 }

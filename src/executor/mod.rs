@@ -303,7 +303,7 @@ fn now() -> String {
 ///
 /// Errors: [`ExecError::Forbidden`] naming the path.
 pub fn resolve_cwd(requested: &str, workspaces: &[String]) -> Result<PathBuf, ExecError> {
-    let p = crate::tracker::expand_tilde(requested);
+    let p = crate::proc::expand_tilde(requested);
     let forbidden = || {
         ExecError::Forbidden(format!(
             "cwd '{requested}' is not inside a configured workspace (config 'workspaces')"
@@ -311,7 +311,7 @@ pub fn resolve_cwd(requested: &str, workspaces: &[String]) -> Result<PathBuf, Ex
     };
     let canon = p.canonicalize().map_err(|_| forbidden())?;
     let inside = workspaces.iter().any(|w| {
-        crate::tracker::expand_tilde(w)
+        crate::proc::expand_tilde(w)
             .canonicalize()
             .is_ok_and(|root| canon.starts_with(&root))
     });
@@ -365,10 +365,6 @@ pub fn files_modified(before: &[String], after: &[String]) -> Vec<String> {
     out.sort();
     out.dedup();
     out
-}
-
-fn group_alive(pgid: i32) -> bool {
-    killpg(Pid::from_raw(pgid), None).is_ok()
 }
 
 impl State {
@@ -465,7 +461,7 @@ impl State {
     }
 
     fn start_time_of(&mut self, pid: u32) -> Option<u64> {
-        crate::tracker::process_start_time(self.sys.as_mut()?, pid)
+        crate::proc::process_start_time(self.sys.as_mut()?, pid)
     }
 
     /// Runs of `pool_name` now running.
@@ -500,7 +496,7 @@ impl State {
                         let leader = self.start_time_of(pid);
                         let ours = match (leader, r.pid_start_time) {
                             (Some(now), Some(then)) => now == then,
-                            (None, _) => group_alive(pid as i32),
+                            (None, _) => crate::proc::group_alive(pid as i32),
                             (Some(_), None) => false,
                         };
                         if ours && killpg(Pid::from_raw(pid as i32), Signal::SIGKILL).is_ok() {
@@ -667,7 +663,7 @@ impl State {
                     None => t
                         .cwd
                         .as_deref()
-                        .map(crate::tracker::expand_tilde)
+                        .map(crate::proc::expand_tilde)
                         .unwrap_or_else(home),
                 };
                 (
@@ -982,10 +978,9 @@ impl State {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        for k in crate::tracker::STRIPPED_ENV {
-            cmd.env_remove(k);
-        }
-        cmd.envs(&rec.env).env("ORCHESTRATR_EXECUTION_ID", id);
+        crate::proc::strip_env(&mut cmd)
+            .envs(&rec.env)
+            .env("ORCHESTRATR_EXECUTION_ID", id);
         let spawned = cmd.spawn();
         let started = Instant::now();
         let child = match spawned {
