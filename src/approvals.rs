@@ -19,8 +19,9 @@
 //! Events on the bus (source `orchestratr`, target `null`, data = the Approval):
 //! `approval.requested`, `approval.decided`, `approval.expired`.
 
+use crate::actor::call;
 use crate::events::{Bus, NewEvent};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -279,19 +280,12 @@ impl Approvals {
         (Approvals { tx }, handle)
     }
 
-    fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Cmd) -> Option<T> {
-        let (rtx, rrx) = bounded(1);
-        self.tx.send(make(rtx)).ok()?;
-        rrx.recv().ok()
-    }
-
     /// Create a pending approval and publish `approval.requested`.
     ///
     /// Errors: `Invalid` (empty title, bad options/default/timeout), `TooMany`,
     /// `Internal`, `Closed`.
     pub fn create(&self, req: NewApproval) -> Result<Approval, ApprovalError> {
-        self.call(|r| Cmd::Create(req, r))
-            .unwrap_or(Err(ApprovalError::Closed))
+        call(&self.tx, |r| Cmd::Create(req, r)).unwrap_or(Err(ApprovalError::Closed))
     }
 
     /// Approvals whose status is in `statuses` (all when empty), pending first,
@@ -299,16 +293,14 @@ impl Approvals {
     ///
     /// Errors: `Closed`.
     pub fn list(&self, statuses: &[Status]) -> Result<Listing, ApprovalError> {
-        self.call(|r| Cmd::List(statuses.to_vec(), r))
-            .ok_or(ApprovalError::Closed)
+        call(&self.tx, |r| Cmd::List(statuses.to_vec(), r)).ok_or(ApprovalError::Closed)
     }
 
     /// One approval, `None` when unknown.
     ///
     /// Errors: `Closed`.
     pub fn get(&self, id: &str) -> Result<Option<Approval>, ApprovalError> {
-        self.call(|r| Cmd::Get(id.to_string(), r))
-            .ok_or(ApprovalError::Closed)
+        call(&self.tx, |r| Cmd::Get(id.to_string(), r)).ok_or(ApprovalError::Closed)
     }
 
     /// Long poll: `reply` is called once, as soon as the approval is no longer
@@ -329,8 +321,7 @@ impl Approvals {
     /// Errors: `NotFound`, `NotAnOption`, `AlreadyDecided` (with the standing
     /// approval), `Closed`.
     pub fn decide(&self, d: Decision) -> Result<Approval, ApprovalError> {
-        self.call(|r| Cmd::Decide(d, r))
-            .unwrap_or(Err(ApprovalError::Closed))
+        call(&self.tx, |r| Cmd::Decide(d, r)).unwrap_or(Err(ApprovalError::Closed))
     }
 
     /// Apply a reloaded `retention.approvals` (≥ 1); prunes at once if lower.

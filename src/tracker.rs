@@ -6,8 +6,9 @@
 //! blocks on a child: stops and probes are state machines advanced by a tick.
 //! Results flow to the registry as [`TrackerEvent`]s.
 
+use crate::actor::call;
 use crate::config::AppSpec;
-use crossbeam_channel::{Receiver, Sender, bounded, select_biased, unbounded};
+use crossbeam_channel::{Receiver, Sender, select_biased, unbounded};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use std::collections::HashMap;
@@ -159,18 +160,12 @@ impl Tracker {
         (Tracker { tx }, handle)
     }
 
-    fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Cmd) -> Option<T> {
-        let (rtx, rrx) = bounded(1);
-        self.tx.send(make(rtx)).ok()?;
-        rrx.recv().ok()
-    }
-
     /// Spawn `spec.command` via `/bin/sh -c` in a new process group. Returns the PID.
     /// A detached app is reaped but not tracked.
     ///
     /// Errors: [`TrackerError::Spawn`] with the OS error (e.g. missing cwd).
     pub fn spawn(&self, spec: &AppSpec) -> Result<u32, TrackerError> {
-        self.call(|reply| Cmd::Spawn {
+        call(&self.tx, |reply| Cmd::Spawn {
             spec: Box::new(spec.clone()),
             reply,
         })
@@ -181,7 +176,7 @@ impl Tracker {
     ///
     /// Errors: [`TrackerError::NoSuchPid`] when `pid` is not alive.
     pub fn adopt(&self, name: &str, pid: u32) -> Result<(), TrackerError> {
-        self.call(|reply| Cmd::Adopt {
+        call(&self.tx, |reply| Cmd::Adopt {
             name: name.to_string(),
             pid,
             reply,
@@ -194,7 +189,7 @@ impl Tracker {
     ///
     /// Errors: [`TrackerError::NotRunning`] when nothing is tracked for `name`.
     pub fn stop(&self, name: &str, timeout_ms: u64) -> Result<StopOutcome, TrackerError> {
-        self.call(|reply| Cmd::Stop {
+        call(&self.tx, |reply| Cmd::Stop {
             name: name.to_string(),
             timeout_ms,
             reply,
@@ -222,7 +217,7 @@ impl Tracker {
 
     /// The live tracked PID of `name`, if any.
     pub fn alive_pid(&self, name: &str) -> Option<u32> {
-        self.call(|reply| Cmd::IsAlive {
+        call(&self.tx, |reply| Cmd::IsAlive {
             name: name.to_string(),
             reply,
         })

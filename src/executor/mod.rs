@@ -17,9 +17,10 @@ pub mod persist;
 pub mod record;
 mod run;
 
+use crate::actor::call;
 use crate::config::{ExecConfig, PoolSpec, Retention};
 use crate::events::{Bus, NewEvent};
-use crossbeam_channel::{Receiver, Sender, bounded, select_biased, unbounded};
+use crossbeam_channel::{Receiver, Sender, select_biased, unbounded};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use output::Output;
@@ -188,24 +189,17 @@ impl Executor {
         (Executor { tx }, h)
     }
 
-    fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Cmd) -> Option<T> {
-        let (rtx, rrx) = bounded(1);
-        self.tx.send(make(rtx)).ok()?;
-        rrx.recv().ok()
-    }
-
     /// Queue a run. Returns the record (pending, or already running).
     ///
     /// Errors: `UnknownTask`, `UnknownAgent`, `ArgsNotAllowed`, `Forbidden`,
     /// `QueueFull`, `ShuttingDown`.
     pub fn submit(&self, spec: SubmitSpec) -> Result<Execution, ExecError> {
-        self.call(|r| Cmd::Submit(spec, None, r))
-            .unwrap_or(Err(ExecError::Closed))
+        call(&self.tx, |r| Cmd::Submit(spec, None, r)).unwrap_or(Err(ExecError::Closed))
     }
 
     /// One execution with its output handle.
     pub fn get(&self, id: &str) -> Option<ExecHandle> {
-        self.call(|r| Cmd::Get(id.to_string(), r)).flatten()
+        call(&self.tx, |r| Cmd::Get(id.to_string(), r)).flatten()
     }
 
     /// Executions, newest first, filtered; returns the page and the filtered total.
@@ -215,7 +209,7 @@ impl Executor {
         task: Option<String>,
         limit: usize,
     ) -> (Vec<Execution>, usize) {
-        self.call(|reply| Cmd::List {
+        call(&self.tx, |reply| Cmd::List {
             status,
             task,
             limit,
@@ -229,16 +223,14 @@ impl Executor {
     ///
     /// Errors: `NotFound`, `Finished`.
     pub fn cancel(&self, id: &str) -> Result<Execution, ExecError> {
-        self.call(|r| Cmd::Cancel(id.to_string(), r))
-            .unwrap_or(Err(ExecError::Closed))
+        call(&self.tx, |r| Cmd::Cancel(id.to_string(), r)).unwrap_or(Err(ExecError::Closed))
     }
 
     /// Queue a new run of the same spec with `retry_of` set.
     ///
     /// Errors: `NotFound`, `QueueFull`, `ShuttingDown`.
     pub fn retry(&self, id: &str) -> Result<Execution, ExecError> {
-        self.call(|r| Cmd::Retry(id.to_string(), r))
-            .unwrap_or(Err(ExecError::Closed))
+        call(&self.tx, |r| Cmd::Retry(id.to_string(), r)).unwrap_or(Err(ExecError::Closed))
     }
 
     /// Apply a reloaded config; running executions are not disturbed.
@@ -250,7 +242,7 @@ impl Executor {
     /// `grace`, then SIGTERM/SIGKILL them (`cancelled`, `error: "daemon shutdown"`).
     /// Blocks until no run is left. Pending runs stay queued on disk for the next start.
     pub fn drain(&self, grace: Duration) {
-        let _ = self.call(|r| Cmd::Drain(grace, r));
+        let _ = call(&self.tx, |r| Cmd::Drain(grace, r));
     }
 
     /// Stop the thread (after [`Executor::drain`]).
