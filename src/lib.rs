@@ -18,6 +18,7 @@ pub mod http;
 pub mod logging;
 pub mod paths;
 pub mod proc;
+pub mod records;
 pub mod registry;
 pub mod time;
 pub mod tracker;

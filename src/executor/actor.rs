@@ -85,7 +85,7 @@ impl State {
         self_tx: Sender<Cmd>,
     ) -> State {
         let _ = crate::fsutil::create_private_dir(&root);
-        let persister = persist::Persister::start(root.clone());
+        let persister = persist::start(root.clone());
         State {
             persister,
             root,
