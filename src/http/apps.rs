@@ -35,32 +35,10 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
                     }
                 },
             };
-            ctx.registry
-                .report_launched(c.name(), pid)
-                .map_err(registry_error)?;
-            ok(
-                200,
-                json!({"status": "ok", "app": c.name(), "state": "launched"}),
-            )
+            reported(c, "launched", ctx.registry.report_launched(c.name(), pid))
         }
-        RouteId::AppReady => {
-            ctx.registry
-                .report_ready(c.name())
-                .map_err(registry_error)?;
-            ok(
-                200,
-                json!({"status": "ok", "app": c.name(), "state": "ready"}),
-            )
-        }
-        RouteId::AppStopped => {
-            ctx.registry
-                .report_stopped(c.name())
-                .map_err(registry_error)?;
-            ok(
-                200,
-                json!({"status": "ok", "app": c.name(), "state": "stopped"}),
-            )
-        }
+        RouteId::AppReady => reported(c, "ready", ctx.registry.report_ready(c.name())),
+        RouteId::AppStopped => reported(c, "stopped", ctx.registry.report_stopped(c.name())),
         RouteId::LaunchApp => match ctx.registry.launch(c.name()).map_err(registry_error)? {
             LaunchOutcome::Launched(pid) => ok(
                 200,
@@ -100,6 +78,15 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         }
         _ => Err(HttpError::not_found("not an apps route")),
     }
+}
+
+/// The answer to a lifecycle report (`POST /apps/{name}/launched|ready|stopped`).
+fn reported<T>(c: &Call, state: &str, r: Result<T, RegistryError>) -> HResult {
+    r.map_err(registry_error)?;
+    ok(
+        200,
+        json!({"status": "ok", "app": c.name(), "state": state}),
+    )
 }
 
 /// Map a registry error to its HTTP status and code (API.md §2).
