@@ -1,16 +1,20 @@
-//! The executor actor (API.md §7): queued, registered, non-interactive runs with
+//! The executor (API.md §7): queued, registered, non-interactive runs with
 //! live, resumable output; delegation to coding agents.
 //!
-//! One thread owns the queues and records. Each run has its own process group and
-//! one run thread (`run.rs`) that polls stdout and stderr together into
-//! `output.log` (neither pipe can fill and block the child) and decides the exit
-//! by `wait`, never by end-of-pipe. Results come back to the actor as commands,
-//! so all state changes happen on its thread; records are written by the
-//! persister thread (`persist.rs`), coalesced, off the actor's hot path.
+//! One thread owns the queues and records (`actor.rs`); this file is its
+//! handle ([`Executor`]), the commands it serves and [`ExecError`]. Each run
+//! has its own process group and one run thread (`run.rs`) that polls stdout
+//! and stderr together into `output.log` (neither pipe can fill and block the
+//! child) and decides the exit by `wait`, never by end-of-pipe. Results come
+//! back to the actor as commands, so all state changes happen on its thread;
+//! records are written by the shared record writer (`persist.rs` over
+//! `crate::records`), coalesced, off the actor's hot path.
 //!
-//! Request data never reaches a shell: argv templates only, `{prompt}` fills
-//! exactly one argv element, and a request's `cwd` must resolve inside a
-//! configured workspace root.
+//! Scheduling is `state.rs`, request resolution `resolve.rs` (request data
+//! never reaches a shell: argv templates only, `{prompt}` fills exactly one
+//! argv element, a request's `cwd` must resolve inside a configured workspace
+//! root), `git status` around delegations `delegation.rs`, cancel/timeout/drain
+//! `kill.rs`, recovery at start `recovery.rs`.
 
 mod actor;
 pub mod delegation;
