@@ -549,7 +549,7 @@ impl State {
         self.check_drain();
     }
 
-    fn check_drain(&mut self) {
+    pub(super) fn check_drain(&mut self) {
         if self.running.is_empty()
             && self.preparing.is_empty()
             && let Some((_, reply, _)) = self.drain.take()

@@ -21,7 +21,8 @@ impl State {
         match rec.exec.status {
             ExecStatus::Pending => {
                 self.sched.dequeue(&rec.exec.pool, id);
-                if self.preparing.remove(id) {
+                let freed = self.preparing.remove(id);
+                if freed {
                     self.sched.release(id);
                 }
                 rec.exec.status = ExecStatus::Cancelled;
@@ -30,6 +31,11 @@ impl State {
                 self.changed(id, Some("execution.finished"));
                 let v = self.view(id).ok_or(ExecError::NotFound(id.to_string()));
                 self.reply_after(reply, v);
+                if freed {
+                    // It held a slot while its git snapshot was taken.
+                    self.schedule();
+                    self.check_drain();
+                }
             }
             ExecStatus::Running => {
                 if let Some(run) = self.running.get_mut(id) {
