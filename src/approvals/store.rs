@@ -83,3 +83,46 @@ fn load_one(path: &Path, stem: &str) -> Result<Approval, String> {
     }
     Ok(a)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::approvals::{Approvals, Decision, NewApproval, Status};
+    use crate::events::Bus;
+
+    #[test]
+    fn a_reply_comes_after_its_save_and_a_restart_reads_it() {
+        let state = tempfile::tempdir().expect("tmp");
+        let (bus, _bus_thread) = Bus::start(100);
+        let (ap, h) = Approvals::start(state.path(), bus.clone(), 10);
+        let a = ap
+            .create(NewApproval {
+                title: "deploy?".into(),
+                ..Default::default()
+            })
+            .expect("created");
+        let file = state
+            .path()
+            .join("approvals")
+            .join(format!("{}.json", a.id));
+        assert!(file.is_file(), "the reply came before {}", file.display());
+        let d = ap
+            .decide(Decision {
+                id: a.id.clone(),
+                decision: "approve".into(),
+                comment: None,
+                by: None,
+            })
+            .expect("decided");
+        let on_disk = std::fs::read_to_string(&file).expect("read");
+        assert!(on_disk.contains("\"approved\""), "{on_disk}");
+        ap.shutdown();
+        let _ = h.join();
+        let (ap, h) = Approvals::start(state.path(), bus.clone(), 10);
+        let again = ap.get(&a.id).expect("get").expect("loaded");
+        assert_eq!(again.status, Status::Approved);
+        assert_eq!(again.decided_at, d.decided_at);
+        ap.shutdown();
+        let _ = h.join();
+        bus.stop();
+    }
+}
