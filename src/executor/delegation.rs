@@ -96,4 +96,103 @@ mod tests {
             .expect("snapshot reported");
         assert_eq!(got, None);
     }
+
+    /// While a delegation's `git status` is blocked (a repository whose
+    /// fsmonitor hook waits for a file), the executor still answers: the
+    /// snapshot runs off its thread.
+    #[test]
+    fn the_executor_answers_while_git_status_is_blocked() {
+        use crate::config::{AgentSpec, ExecConfig, Retention};
+        use crate::executor::record::ExecStatus;
+        use crate::executor::{Executor, SubmitSpec};
+        use std::time::{Duration, Instant};
+
+        let root = tempfile::tempdir().expect("tmp");
+        let ws = root.path().join("ws");
+        let repo = ws.join("repo");
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        let release = root.path().join("release");
+        let hook = root.path().join("fsmonitor.sh");
+        std::fs::write(
+            &hook,
+            format!(
+                "#!/bin/sh\nwhile [ ! -e '{}' ]; do sleep 0.05; done\nexit 1\n",
+                release.display()
+            ),
+        )
+        .expect("hook");
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        for args in [
+            vec!["init", "-q"],
+            vec!["config", "core.fsmonitor", &hook.to_string_lossy()],
+        ] {
+            let st = Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(&args)
+                .status()
+                .expect("git");
+            assert!(st.success(), "git {args:?}");
+        }
+        let mut cfg = ExecConfig {
+            workspaces: vec![ws.display().to_string()],
+            ..Default::default()
+        };
+        cfg.agents.insert(
+            "fake".into(),
+            AgentSpec {
+                name: "fake".into(),
+                delegate: vec![
+                    "/bin/sh".into(),
+                    "-c".into(),
+                    "true".into(),
+                    "{prompt}".into(),
+                ],
+                pool: "default".into(),
+                env: Default::default(),
+                timeout_ms: None,
+            },
+        );
+        let (bus, _bus_thread) = crate::events::Bus::start(100);
+        let state = root.path().join("state");
+        let (ex, h) = Executor::start(&state, cfg, Retention::default(), bus.clone());
+        // Submitted and listed although git status cannot finish until
+        // `release` exists (on the executor's thread both would hang).
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let ex2 = ex.clone();
+        let cwd = repo.display().to_string();
+        std::thread::spawn(move || {
+            let e = ex2.submit(SubmitSpec::Delegate {
+                agent: "fake".into(),
+                prompt: "p".into(),
+                cwd: Some(cwd),
+                timeout_ms: None,
+            });
+            let _ = tx.send((e, ex2.list(None, None, 10)));
+        });
+        let answered = rx.recv_timeout(Duration::from_secs(60));
+        std::fs::write(&release, b"").expect("release");
+        let (e, (page, total)) = answered.expect("answered while git status was blocked");
+        let e = e.expect("submitted");
+        assert_eq!(total, 1);
+        assert_eq!(
+            page[0].status,
+            ExecStatus::Pending,
+            "started before its snapshot"
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let done = loop {
+            let cur = ex.get(&e.id).expect("exists").exec;
+            if cur.status.is_final() || Instant::now() > deadline {
+                break cur;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(done.status, ExecStatus::Completed, "{done:?}");
+        ex.drain(Duration::from_secs(5));
+        ex.stop();
+        let _ = h.join();
+        bus.stop();
+    }
 }
