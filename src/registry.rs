@@ -5,10 +5,11 @@
 //! Tracker events arrive on the same channel as commands, so a command sent after
 //! the tracker reported an exit always sees that exit (FIFO).
 
+use crate::actor::call;
 use crate::config::{self, AppSpec, Config, ConfigError, Settings};
 use crate::events::{Bus, NewEvent};
 use crate::tracker::{StopOutcome, Tracker, TrackerError, TrackerEvent};
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -237,14 +238,8 @@ impl Registry {
         )
     }
 
-    fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Cmd) -> Option<T> {
-        let (rtx, rrx) = bounded(1);
-        self.tx.send(make(rtx)).ok()?;
-        rrx.recv().ok()
-    }
-
     fn call_r<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, RegistryError> {
-        self.call(make).unwrap_or(Err(RegistryError::Closed))
+        call(&self.tx, make).unwrap_or(Err(RegistryError::Closed))
     }
 
     /// The current settings (cheap: an `Arc` clone under a read lock).
@@ -257,17 +252,17 @@ impl Registry {
 
     /// Every app, sorted by name.
     pub fn list(&self) -> Vec<AppView> {
-        self.call(Cmd::List).unwrap_or_default()
+        call(&self.tx, Cmd::List).unwrap_or_default()
     }
 
     /// Number of registered apps.
     pub fn count(&self) -> usize {
-        self.call(Cmd::Count).unwrap_or(0)
+        call(&self.tx, Cmd::Count).unwrap_or(0)
     }
 
     /// One app, or `None` when not registered.
     pub fn get(&self, name: &str) -> Option<AppView> {
-        self.call(|r| Cmd::Get(name.to_string(), r)).flatten()
+        call(&self.tx, |r| Cmd::Get(name.to_string(), r)).flatten()
     }
 
     /// The app reports it has started (`POST /apps/{name}/launched`); with a PID the
@@ -304,7 +299,9 @@ impl Registry {
             .get(name)
             .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
         let outcome = self.tracker.stop(name, view.spec.stop_timeout_ms)?;
-        let _ = self.call(|r| Cmd::StopDone(name.to_string(), outcome.clone(), r));
+        let _ = call(&self.tx, |r| {
+            Cmd::StopDone(name.to_string(), outcome.clone(), r)
+        });
         Ok(outcome)
     }
 
@@ -435,7 +432,7 @@ impl Actor {
         if fresh {
             let data = json!({"pid": pid, "by": by});
             let ready_cmd = e.spec.ready_cmd.clone();
-            let cwd = e.spec.cwd.as_deref().map(crate::tracker::expand_tilde);
+            let cwd = e.spec.cwd.as_deref().map(crate::proc::expand_tilde);
             let timeout = e.spec.ready_timeout_ms;
             self.emit("app.launched", name, data);
             if let Some(cmd) = ready_cmd {
