@@ -333,6 +333,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         port: AtomicU16::new(bound),
         pid: std::process::id(),
         config_dir: paths.config_dir.clone(),
+        state_dir: paths.state_dir.clone(),
         streams: Arc::new(AtomicUsize::new(0)),
         shutdown: shutdown.tx.clone(),
         approvals: approvals.clone(),

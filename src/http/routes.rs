@@ -31,6 +31,8 @@ pub struct Ctx {
     pub pid: u32,
     /// `<cfg>`, reported by `/health`.
     pub config_dir: PathBuf,
+    /// `<state>` (app logs under `logs/`).
+    pub state_dir: PathBuf,
     /// Open SSE streams (capped by `sse_max_streams`).
     pub streams: Arc<AtomicUsize>,
     /// Sends the graceful-shutdown request (`POST /shutdown`).
@@ -327,6 +329,7 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::RetryExecution
         | RouteId::Delegate
         | RouteId::GetTicket => super::executions::route(ctx, id, c),
+        RouteId::AppOutput | RouteId::AppStream => super::app_output::route(ctx, id, c),
     }
 }
 
