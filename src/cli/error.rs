@@ -83,8 +83,9 @@ pub fn report(e: &CliError) -> u8 {
         CliError::Usage(m) => err(m),
         CliError::Config(m, lines) | CliError::Failed(m, lines) => {
             err(m);
+            let mut e = std::io::stderr().lock();
             for l in lines {
-                err(&format!("  {l}"));
+                let _ = writeln!(e, "  {l}");
             }
         }
     }

@@ -106,9 +106,21 @@ fn summary(kind: &str, d: &Value) -> String {
         return l;
     }
     match d {
-        Value::Object(m) if m.is_empty() => String::new(),
         Value::Null => String::new(),
-        _ => truncate(&one_line(&d.to_string()), 120),
+        // `key=value` pairs read better than JSON for the small payloads of
+        // app.*, daemon.* and config.* events.
+        Value::Object(m) => {
+            let parts: Vec<String> = m
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| match v {
+                    Value::String(x) => format!("{k}={}", one_line(x)),
+                    other => format!("{k}={other}"),
+                })
+                .collect();
+            truncate(&parts.join(" "), 160)
+        }
+        _ => truncate(&one_line(&d.to_string()), 160),
     }
 }
 

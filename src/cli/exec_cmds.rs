@@ -179,7 +179,7 @@ pub fn status_line(e: &Execution) -> String {
             if let Some(sig) = e.signal {
                 l.push_str(&format!(", signal {sig}"));
             }
-            if let Some(m) = &e.error {
+            if let Some(m) = e.error.as_ref().filter(|_| e.exit_code.is_none()) {
                 l.push_str(&format!(", {m}"));
             }
             if let Some(d) = e.duration_ms {
