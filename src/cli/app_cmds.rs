@@ -98,7 +98,7 @@ pub fn dispatch(env: &Env, c: AppCmd) -> Outcome {
 }
 
 fn app_path(name: &str, action: &str) -> String {
-    let enc: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    let enc = crate::client::path_segment(name);
     if action.is_empty() {
         format!("/apps/{enc}")
     } else {

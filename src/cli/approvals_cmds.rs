@@ -13,9 +13,10 @@
 //! on exit 2 and lets it run on any other non-zero exit, so 1 is never used).
 
 use super::output::{Align, Cell, Table, one_line, status_style, truncate};
+use super::wait::{WaitPlan, expires_of, wait_for_decision};
 use super::{CliError, EXIT_FAIL, EXIT_OK, EXIT_USAGE, Env, Outcome, err, out, out_json};
 use crate::approvals::Approval;
-use crate::client::ClientError;
+use crate::client::{ClientError, path_segment};
 use crate::hooks::claude_code::{self as cc, Plan, Verdict};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
@@ -23,8 +24,6 @@ use std::io::{IsTerminal, Read};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Seconds each long poll asks the daemon to hold the request.
-const LONG_POLL_S: u64 = 60;
 /// Largest hook input read from stdin, bytes.
 const MAX_STDIN: u64 = 32 * 1024 * 1024;
 
@@ -192,25 +191,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Percent-encode one path segment (ids typed by a person may hold anything).
-fn seg(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str().unwrap_or("")
 }
 
 /// "in 9m 59s" for a pending approval's `expires_at`, "-" otherwise.
-fn expires_in(a: &Value) -> String {
+pub(super) fn expires_in(a: &Value) -> String {
     if a["status"] != "pending" {
         return "-".into();
     }
@@ -280,7 +266,7 @@ pub(super) fn list(env: &Env, a: &ListArgs) -> Outcome {
 }
 
 fn show(env: &Env, a: &ShowArgs) -> Outcome {
-    let path = format!("/approvals/{}", seg(&a.id));
+    let path = format!("/approvals/{}", path_segment(&a.id));
     let client = env.client()?;
     if a.json {
         out_json(&client.get(&path, &env.paths)?);
@@ -325,7 +311,7 @@ pub(super) fn decide(env: &Env, a: &DecideArgs, decision: &str) -> Outcome {
         "comment": a.comment,
         "by": a.by.clone().unwrap_or_else(default_by),
     });
-    let path = format!("/approvals/{}", seg(&a.id));
+    let path = format!("/approvals/{}", path_segment(&a.id));
     let res = env.client()?.post(&path, Some(&body), &env.paths);
     match res {
         Ok((_, v)) => {
@@ -361,136 +347,6 @@ pub(super) fn decide(env: &Env, a: &DecideArgs, decision: &str) -> Outcome {
         }
         Err(e) => Err(e.into()),
     }
-}
-
-// ---- waiting for a decision ------------------------------------------------------
-
-/// Outcome of one long poll.
-enum Poll {
-    /// The approval as the daemon answered it (maybe still pending).
-    Got(Value),
-    /// Waiting cannot succeed (approval gone, token refused).
-    Fatal(String),
-    /// No answer now (daemon down or restarting); retry.
-    Unreachable(String),
-}
-
-fn poll_once(env: &Env, id: &str, wait_s: u64) -> Poll {
-    let client = match env.client() {
-        Ok(c) => c,
-        Err(ClientError::Unsafe(m)) => return Poll::Fatal(m),
-        Err(e) => return Poll::Unreachable(e.to_string()),
-    };
-    // The shared client's 60 s overall timeout is too short for a 60 s hold.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(wait_s + 30)))
-        .timeout_connect(Some(Duration::from_secs(3)))
-        .build()
-        .into();
-    let mut req = agent.get(format!(
-        "{}/approvals/{}?wait={wait_s}",
-        client.base,
-        seg(id)
-    ));
-    if let Some(t) = &client.token {
-        req = req.header("Authorization", format!("Bearer {t}"));
-    }
-    let resp = match req.call() {
-        Ok(r) => r,
-        Err(e) => return Poll::Unreachable(format!("no answer from {}: {e}", client.base)),
-    };
-    let status = resp.status().as_u16();
-    let text = match resp.into_body().read_to_string() {
-        Ok(t) => t,
-        Err(e) => return Poll::Unreachable(format!("cannot read the answer: {e}")),
-    };
-    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    let msg = body["error"]
-        .as_str()
-        .unwrap_or("request failed")
-        .to_string();
-    match status {
-        200 if body["status"].is_string() => Poll::Got(body),
-        200 => Poll::Unreachable(format!("unexpected answer from {}", client.base)),
-        404 => Poll::Fatal(format!("approval {id} does not exist on the daemon")),
-        429 | 500..=599 => Poll::Unreachable(format!("{msg} ({status})")),
-        _ => Poll::Fatal(format!("{msg} ({status})")),
-    }
-}
-
-/// What to wait for and how.
-struct WaitPlan<'a> {
-    env: &'a Env,
-    id: &'a str,
-    /// The approval's `expires_at`: give up once it passed while unreachable.
-    expires: SystemTime,
-    /// Give up at this instant even if the daemon keeps answering "pending".
-    deadline: Option<Instant>,
-    /// Report reconnects on stderr.
-    progress: bool,
-}
-
-/// Long-poll until the approval is no longer pending; the final approval, or a
-/// lowercase reason why waiting failed.
-fn wait_for_decision(p: &WaitPlan) -> Result<Value, String> {
-    let mut down: Option<String> = None;
-    loop {
-        let mut wait_s = LONG_POLL_S;
-        if let Some(d) = p.deadline {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(format!("no decision on approval {} in time", p.id));
-            }
-            wait_s = wait_s.min(left.as_secs().max(1));
-        }
-        let started = Instant::now();
-        match poll_once(p.env, p.id, wait_s) {
-            Poll::Got(v) => {
-                if v["status"] != "pending" {
-                    return Ok(v);
-                }
-                if down.take().is_some() && p.progress {
-                    err("reconnected; still waiting");
-                } else if p.progress && started.elapsed() >= Duration::from_secs(wait_s) {
-                    err(&format!(
-                        "still waiting for an answer to {} (expires {})",
-                        p.id,
-                        expires_in(&v)
-                    ));
-                }
-                // An early "pending" means the daemon is stopping: do not spin.
-                if started.elapsed() < Duration::from_millis(500) {
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-            Poll::Fatal(m) => return Err(m),
-            Poll::Unreachable(m) => {
-                if SystemTime::now() > p.expires + Duration::from_secs(1) {
-                    return Err(format!(
-                        "{m}; approval {} expired at {} while the daemon was unreachable",
-                        p.id,
-                        crate::time::rfc3339(p.expires)
-                    ));
-                }
-                if down.is_none() && p.progress {
-                    err(&format!(
-                        "{m}; retrying every second until approval {} expires",
-                        p.id
-                    ));
-                }
-                down = Some(m);
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        }
-    }
-}
-
-fn expires_of(a: &Value, fallback: Duration) -> SystemTime {
-    a["expires_at"]
-        .as_str()
-        .and_then(|s| humantime::parse_rfc3339(s).ok())
-        .unwrap_or_else(|| SystemTime::now() + fallback)
 }
 
 // ---- ask ---------------------------------------------------------------------------
@@ -690,6 +546,5 @@ mod tests {
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
-        assert_eq!(seg("appr-0a/b"), "appr-0a%2Fb");
     }
 }

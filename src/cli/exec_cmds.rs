@@ -395,7 +395,7 @@ pub(super) fn list(env: &Env, a: &ListArgs) -> Outcome {
 }
 
 fn exec_path(id: &str, action: &str) -> String {
-    let enc: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+    let enc = crate::client::path_segment(id);
     if action.is_empty() {
         format!("/executions/{enc}")
     } else {

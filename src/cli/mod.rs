@@ -4,7 +4,8 @@
 //!
 //! Layout: one file per noun (`app_cmds`, `exec_cmds`, `approvals_cmds`,
 //! `events_cmds`, `daemon_cmds`, `config_cmds`, `remote_cmds`, `gen_cmds`), one
-//! formatting module (`output`), one resume-and-reconnect loop (`follow`), and
+//! formatting module (`output`), one resume-and-reconnect loop for SSE streams (`follow`) and one for
+//! long polls (`wait`), and
 //! one place that maps errors to exit codes (`error::report`, called only by
 //! [`main`]). Today's flat spellings (`apps`, `launch`, `stop-app`, `executions`,
 //! `approve`, …) stay as hidden aliases.
@@ -23,6 +24,7 @@ pub mod follow;
 mod gen_cmds;
 pub mod output;
 pub mod remote_cmds;
+mod wait;
 
 pub use error::{CliError, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, Outcome};
 

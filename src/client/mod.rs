@@ -105,6 +105,20 @@ fn agent(timeout: Option<Duration>) -> ureq::Agent {
         .into()
 }
 
+/// Percent-encode one path segment (ids and names typed by a person may hold
+/// anything): unreserved characters (RFC 3986 §2.3) pass, the rest is `%XX`.
+pub fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// `u` without a trailing slash, if it has an `http://` or `https://` scheme.
 ///
 /// Errors: [`ClientError::BadUrl`] naming the fix (`add http://`).
@@ -392,6 +406,7 @@ mod tests {
         assert!(e.to_string().contains("add http://"), "{e}");
         assert_eq!(e.exit_code(), 2);
         assert!(check_url("ftp://x").is_err());
+        assert_eq!(path_segment("appr-0a/b c"), "appr-0a%2Fb%20c");
     }
 
     #[test]
