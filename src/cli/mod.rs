@@ -47,7 +47,13 @@ use std::process::ExitCode;
 )]
 pub struct Cli {
     /// Daemon URL, e.g. http://127.0.0.1:9876 (default: from the port file).
-    #[arg(long, global = true, env = "ORCHESTRATR_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "ORCHESTRATR_URL",
+        value_name = "URL",
+        help_heading = "Connection"
+    )]
     pub url: Option<String>,
     /// Bearer token (default: the token file beside config.yml).
     #[arg(
@@ -55,11 +61,18 @@ pub struct Cli {
         global = true,
         env = "ORCHESTRATR_TOKEN",
         hide_env_values = true,
-        value_name = "TOKEN"
+        value_name = "TOKEN",
+        help_heading = "Connection"
     )]
     pub token: Option<String>,
     /// A named remote from `orchestratr remote add` (its URL and token file).
-    #[arg(long, global = true, env = "ORCHESTRATR_REMOTE", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        env = "ORCHESTRATR_REMOTE",
+        value_name = "NAME",
+        help_heading = "Connection"
+    )]
     pub remote: Option<String>,
     /// What to do.
     #[command(subcommand)]

@@ -398,6 +398,29 @@ pub fn next_frame(r: &mut dyn BufRead) -> std::io::Result<Option<SseFrame>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn check_url_never_panics_and_keeps_a_scheme(u in ".{0,64}") {
+            if let Ok(base) = check_url(&u) {
+                let l = base.to_ascii_lowercase();
+                prop_assert!(l.starts_with("http://") || l.starts_with("https://"));
+                prop_assert!(!base.ends_with('/'));
+            }
+        }
+
+        #[test]
+        fn path_segments_round_trip(s in ".{0,40}") {
+            let enc = path_segment(&s);
+            prop_assert!(!enc.contains('/') && !enc.contains('?') && !enc.contains('#'));
+            let dec: String = form_urlencoded::parse(format!("x={enc}").as_bytes())
+                .map(|(_, v)| v.into_owned())
+                .next()
+                .unwrap_or_default();
+            prop_assert_eq!(dec, s);
+        }
+    }
 
     #[test]
     fn urls_need_a_scheme() {
