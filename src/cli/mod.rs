@@ -231,6 +231,13 @@ pub(crate) fn out_json(v: &Value) -> bool {
     out(&serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()))
 }
 
+/// Report a client error on stderr and give its exit code. For commands that
+/// still return a bare exit code (`ask`, `hook`, and noun groups plugged in by
+/// other modules); new commands return [`Outcome`] and let [`main`] report.
+pub fn fail(e: &ClientError) -> u8 {
+    error::report_client(e)
+}
+
 /// Where the CLI finds its daemon.
 pub struct Env {
     /// Config and state dirs.
