@@ -302,3 +302,77 @@ fn help_is_sectioned_and_old_spellings_are_hidden() {
     }
     assert!(!s.contains("stop-app"), "{s}");
 }
+
+/// On a terminal (a pty from `script(1)`): a status line while queued, colour in
+/// tables, none with `NO_COLOR`. Skipped with a printed reason without `script`.
+#[test]
+fn terminal_status_line_and_colour() {
+    if !std::process::Command::new("sh")
+        .args(["-c", "command -v script"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        println!("skipped: script(1) is not installed");
+        return;
+    }
+    let dirs = Dirs::new();
+    let gate = dirs.scratch().join("gate");
+    let cfg = format!(
+        "tasks:\n  - name: hold\n    command: [\"sh\", \"-c\", \"while [ ! -f {} ]; do sleep 0.05; done\"]\n\
+         \x20 - name: ok\n    command: [\"echo\", \"fine\"]\npools:\n  default: {{max_concurrent: 1, max_queued: 10}}\n",
+        gate.display()
+    );
+    dirs.write("config.yml", &cfg);
+    let d = Daemon::start_in(dirs, &[]);
+    let o = d.cli(&["run", "hold"]);
+    assert_eq!(code(&o), Some(0), "{}", describe(&o));
+    let in_pty = |cmdline: &str, env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &format!("{BIN} {cmdline}"), "/dev/null"])
+            .env("ORCHESTRATR_CONFIG_DIR", &d.dirs.cfg)
+            .env("ORCHESTRATR_STATE_DIR", &d.dirs.state)
+            .env_remove("ORCHESTRATR_URL")
+            .env_remove("ORCHESTRATR_TOKEN")
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.spawn().expect("spawn script")
+    };
+    let child = in_pty("run ok --follow", &[]);
+    let auth = d.auth_header();
+    wait_for(DEADLINE, "a queued run", || {
+        let r = d.request(
+            "GET",
+            "/executions?status=pending",
+            &[("Authorization", auth.as_str())],
+            b"",
+        );
+        r.json()["total"].as_u64() == Some(1)
+    });
+    std::fs::write(&gate, "").unwrap();
+    let o = child.wait_with_output().expect("script output");
+    let text = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("queued in pool default (position 1)"),
+        "{text}"
+    );
+    assert_eq!(text.matches("completed, in").count(), 1, "{text}");
+    let o = in_pty("exec list", &[]).wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("\x1b["),
+        "colour on a terminal"
+    );
+    let o = in_pty("exec list", &[("NO_COLOR", "1")])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("\x1b["),
+        "NO_COLOR"
+    );
+}
