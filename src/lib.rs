@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod events;
 pub mod executor;
 pub mod fsutil;
+pub mod hooks;
 pub mod http;
 pub mod logging;
 pub mod paths;

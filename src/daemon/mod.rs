@@ -333,6 +333,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         port: AtomicU16::new(bound),
         pid: std::process::id(),
         config_dir: paths.config_dir.clone(),
+        state_dir: paths.state_dir.clone(),
         streams: Arc::new(AtomicUsize::new(0)),
         shutdown: shutdown.tx.clone(),
         approvals: approvals.clone(),
@@ -359,6 +360,9 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         std::process::id(),
         paths.config_dir.display()
     );
+    // systemd Type=notify: ready once listening AND the port file is written.
+    // A no-op without $NOTIFY_SOCKET (sd_notify(3)).
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     bus.emit(NewEvent::daemon(
         "daemon.started",
         None,
@@ -377,6 +381,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         let dead: Option<String> = select! {
             recv(shutdown.rx) -> reason => {
                 log::info!("shutting down ({})", reason.unwrap_or("signal"));
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
                 break;
             }
             recv(dead_rx) -> err => Some(err.unwrap_or_default()),

@@ -29,6 +29,8 @@ pub struct Ctx {
     pub pid: u32,
     /// `<cfg>`, reported by `/health`.
     pub config_dir: PathBuf,
+    /// `<state>` (app logs under `logs/`).
+    pub state_dir: PathBuf,
     /// Open SSE streams (capped by `sse_max_streams`).
     pub streams: Arc<AtomicUsize>,
     /// Sends the graceful-shutdown request (`POST /shutdown`).

@@ -71,6 +71,10 @@ pub enum RouteId {
     Delegate,
     /// `GET /tasks/{ticket_id}`
     GetTicket,
+    /// `GET /apps/{name}/output`
+    AppOutput,
+    /// `GET /apps/{name}/stream`
+    AppStream,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -110,6 +114,8 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("POST", "/executions/{}/retry", RouteId::RetryExecution, Auth::Token),
     ("POST", "/delegate", RouteId::Delegate, Auth::Token),
     ("GET", "/tasks/{}", RouteId::GetTicket, Auth::Token),
+    ("GET", "/apps/{}/output", RouteId::AppOutput, Auth::Token),
+    ("GET", "/apps/{}/stream", RouteId::AppStream, Auth::TokenOrQuery),
 ];
 
 /// Result of matching a request line.

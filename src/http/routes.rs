@@ -106,6 +106,7 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::RetryExecution
         | RouteId::Delegate
         | RouteId::GetTicket => executions::route,
+        RouteId::AppOutput | RouteId::AppStream => super::app_output::route,
     };
     serve(ctx, id, c)
 }
