@@ -7,6 +7,7 @@
 //! offending value through `serde_saphyr::Spanned`.
 
 pub mod exec;
+pub mod transport;
 
 pub use exec::{AgentSpec, CommandSpec, ExecConfig, PoolSpec, TaskSpec};
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,8 @@ pub struct Settings {
     pub sse_queue_capacity: usize,
     /// How many finished records are kept (`retention:`).
     pub retention: Retention,
+    /// Transport limits and `allow_users` (API.md §9; config/transport.rs).
+    pub transport: transport::Transport,
 }
 
 /// Retention limits (`retention:` in config.yml; API.md §7).
@@ -96,6 +99,7 @@ impl Default for Settings {
             sse_max_streams: 64,
             sse_queue_capacity: 1024,
             retention: Retention::default(),
+            transport: transport::Transport::default(),
         }
     }
 }
@@ -260,6 +264,11 @@ struct RawConfig {
     agents: Option<BTreeMap<String, Spanned<exec::RawAgent>>>,
     workspaces: Option<Vec<String>>,
     shutdown_timeout_ms: Option<Spanned<u64>>,
+    max_connections: Option<Spanned<usize>>,
+    header_timeout_ms: Option<Spanned<u64>>,
+    body_timeout_ms: Option<Spanned<u64>>,
+    idle_timeout_ms: Option<Spanned<u64>>,
+    allow_users: Option<Vec<Spanned<transport::RawUser>>>,
 }
 
 #[derive(Deserialize)]
@@ -573,6 +582,14 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
             }
         }
     }
+    let raw_transport = transport::RawTransport {
+        max_connections: raw.max_connections,
+        header_timeout_ms: raw.header_timeout_ms,
+        body_timeout_ms: raw.body_timeout_ms,
+        idle_timeout_ms: raw.idle_timeout_ms,
+        allow_users: raw.allow_users,
+    };
+    transport::validate(raw_transport, file, &mut s.transport, &mut errs);
     let raw_exec = exec::RawExec {
         tasks: raw.tasks,
         pools: raw.pools,

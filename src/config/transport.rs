@@ -1,0 +1,163 @@
+//! Transport settings (API.md §9, docs/api.md "Transport limits and same-user"):
+//! `max_connections`, the connection deadlines, and `allow_users`.
+//!
+//! Kept in their own file so `config/mod.rs` only carries one field, five raw
+//! keys and one call. Limits and timeouts apply when the listener starts (a
+//! reload logs nothing new for them); `allow_users` applies to the next request.
+
+use super::{Diagnostic, diag_at};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::path::Path;
+
+/// Transport limits and the users besides the daemon's own that may connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transport {
+    /// Connections open at once; the next gets `503 unavailable` (1..=65536, default 512).
+    pub max_connections: usize,
+    /// Request line + headers must arrive within this of the first byte,
+    /// milliseconds (100..=600000, default 10000).
+    pub header_timeout_ms: u64,
+    /// A body sending no byte for this long is `408`, milliseconds
+    /// (100..=600000, default 10000).
+    pub body_timeout_ms: u64,
+    /// An idle keep-alive connection is closed after this, milliseconds
+    /// (100..=3600000, default 60000).
+    pub idle_timeout_ms: u64,
+    /// Uids (resolved from `allow_users` names or numbers) that may use every
+    /// route besides the daemon's own uid. Default empty.
+    pub allow_users: Vec<u32>,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Transport {
+            max_connections: 512,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            allow_users: Vec::new(),
+        }
+    }
+}
+
+/// One `allow_users` entry: a uid or a user name.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawUser {
+    Uid(u32),
+    Name(String),
+}
+
+/// The raw transport keys of `config.yml`.
+pub(crate) struct RawTransport {
+    pub max_connections: Option<Spanned<usize>>,
+    pub header_timeout_ms: Option<Spanned<u64>>,
+    pub body_timeout_ms: Option<Spanned<u64>>,
+    pub idle_timeout_ms: Option<Spanned<u64>>,
+    pub allow_users: Option<Vec<Spanned<RawUser>>>,
+}
+
+fn ranged<T: Copy + PartialOrd + std::fmt::Display>(
+    v: &Option<Spanned<T>>,
+    key: &str,
+    lo: T,
+    hi: T,
+    file: &Path,
+    errs: &mut Vec<Diagnostic>,
+    out: &mut T,
+) {
+    if let Some(s) = v {
+        if s.value < lo || s.value > hi {
+            errs.push(diag_at(
+                file,
+                s,
+                format!("{key} must be between {lo} and {hi}, not {}", s.value),
+            ));
+        } else {
+            *out = s.value;
+        }
+    }
+}
+
+/// Validate the raw keys into `t`, pushing one diagnostic per problem (a value
+/// out of range, a user name that does not exist).
+pub(crate) fn validate(
+    raw: RawTransport,
+    file: &Path,
+    t: &mut Transport,
+    errs: &mut Vec<Diagnostic>,
+) {
+    ranged(
+        &raw.max_connections,
+        "max_connections",
+        1,
+        65_536,
+        file,
+        errs,
+        &mut t.max_connections,
+    );
+    ranged(
+        &raw.header_timeout_ms,
+        "header_timeout_ms",
+        100,
+        600_000,
+        file,
+        errs,
+        &mut t.header_timeout_ms,
+    );
+    ranged(
+        &raw.body_timeout_ms,
+        "body_timeout_ms",
+        100,
+        600_000,
+        file,
+        errs,
+        &mut t.body_timeout_ms,
+    );
+    ranged(
+        &raw.idle_timeout_ms,
+        "idle_timeout_ms",
+        100,
+        3_600_000,
+        file,
+        errs,
+        &mut t.idle_timeout_ms,
+    );
+    for u in raw.allow_users.unwrap_or_default() {
+        match &u.value {
+            RawUser::Uid(uid) => t.allow_users.push(*uid),
+            RawUser::Name(name) => match resolve_user(name) {
+                Some(uid) => t.allow_users.push(uid),
+                None => errs.push(diag_at(
+                    file,
+                    &u,
+                    format!("allow_users: no user named '{name}' on this system"),
+                )),
+            },
+        }
+    }
+}
+
+/// A user name (or a decimal uid written as a string) → uid.
+fn resolve_user(name: &str) -> Option<u32> {
+    if let Ok(uid) = name.trim().parse::<u32>() {
+        return Some(uid);
+    }
+    nix::unistd::User::from_name(name.trim())
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_root_and_numbers() {
+        assert_eq!(resolve_user("root"), Some(0));
+        assert_eq!(resolve_user("1234"), Some(1234));
+        assert_eq!(resolve_user("no-such-user-orchestratr"), None);
+    }
+}
