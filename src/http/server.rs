@@ -317,3 +317,27 @@ fn handle(ctx: &Ctx, mut req: tiny_http::Request) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_peers_need_the_token_on_open_routes() {
+        // A request without connection data: the platform could not tell.
+        let req: tiny_http::Request = tiny_http::TestRequest::new().into();
+        assert_eq!(peer_of(&req), PeerUid::Unknown);
+        assert_eq!(
+            token_needed(router::Auth::Open, false, &req),
+            router::Auth::Token
+        );
+        assert_eq!(
+            token_needed(router::Auth::Open, true, &req),
+            router::Auth::Open
+        );
+        assert_eq!(
+            token_needed(router::Auth::TokenOrQuery, false, &req),
+            router::Auth::TokenOrQuery
+        );
+    }
+}
