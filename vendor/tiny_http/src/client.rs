@@ -127,8 +127,33 @@ impl Input {
         self.end - self.start
     }
 
-    /// Read more bytes, waiting at most until `until`.
+    /// Read more bytes, waiting at most until `until`. The buffer is only
+    /// allocated once the first byte is there, so a silent connection costs
+    /// no buffer.
     fn fill(&mut self, until: Instant) -> Result<(), ReadErr> {
+        if self.buf.is_empty() {
+            loop {
+                let now = Instant::now();
+                if now >= until {
+                    return Err(ReadErr::Timeout);
+                }
+                let wait = (until - now).max(Duration::from_millis(1));
+                if self.shared.conn.set_read_timeout(Some(wait)).is_err() {
+                    return Err(ReadErr::Closed);
+                }
+                match self.shared.conn.wait_readable() {
+                    Ok(true) => break,
+                    Ok(false) => return Err(ReadErr::Closed),
+                    Err(e) => match e.kind() {
+                        std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut => continue,
+                        _ => return Err(ReadErr::Closed),
+                    },
+                }
+            }
+            self.buf = vec![0u8; INPUT_BUFFER].into_boxed_slice();
+        }
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -215,6 +240,9 @@ impl Input {
     }
 }
 
+/// Size of a connection's input buffer, bytes (allocated at its first byte).
+const INPUT_BUFFER: usize = 8 * 1024;
+
 /// What to do after a request.
 enum Next {
     KeepAlive,
@@ -228,6 +256,8 @@ pub(crate) struct ConnCtx {
     pub(crate) opts: Arc<ServerOptions>,
     pub(crate) queue: Arc<MessagesQueue<Message>>,
     pub(crate) id: u64,
+    /// Set when the server is dropped: requests are no longer queued.
+    pub(crate) closed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Serve one connection until it closes or is handed over.
@@ -238,7 +268,7 @@ pub(crate) fn serve(conn: Connection, slot: SlotGuard, ctx: ConnCtx) {
     let shared = Shared::new(conn, Some(slot));
     let mut input = Input {
         shared: shared.clone(),
-        buf: vec![0u8; 8 * 1024].into_boxed_slice(),
+        buf: Box::new([]),
         start: 0,
         end: 0,
     };
@@ -571,7 +601,12 @@ fn serve_one(
         },
         !keep_alive,
     );
-    ctx.queue.push(Message::NewRequest(req));
+    if ctx.closed.load(Ordering::Acquire) {
+        // Nobody will take it: its Drop answers 503 through the link.
+        drop(req);
+    } else {
+        ctx.queue.push(Message::NewRequest(req));
+    }
     match rx.recv() {
         Ok(Completion::Done { close }) => {
             if close || !keep_alive || upgrade {

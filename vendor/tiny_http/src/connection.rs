@@ -129,6 +129,17 @@ impl Connection {
         }
     }
 
+    /// orchestratr patch: wait (under the current read timeout) until a byte
+    /// can be read, without consuming it. `Ok(false)`: end of stream. Unix
+    /// sockets return `Ok(true)` at once (the caller then simply reads).
+    pub(crate) fn wait_readable(&self) -> std::io::Result<bool> {
+        match self {
+            Self::Tcp(s) => s.peek(&mut [0u8; 1]).map(|n| n > 0),
+            #[cfg(unix)]
+            Self::Unix(_) => Ok(true),
+        }
+    }
+
     /// orchestratr patch: `O_NONBLOCK` of this connection.
     pub(crate) fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
         match self {

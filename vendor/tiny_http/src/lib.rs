@@ -375,6 +375,7 @@ fn accept_loop(
                     opts: opts.clone(),
                     queue: messages.clone(),
                     id: next_id,
+                    closed: close.clone(),
                 };
                 let mut job = Some((sock, slot, ctx));
                 let spawned = tasks_pool.spawn(Box::new(move || {
@@ -460,6 +461,11 @@ impl Drop for Server {
         };
         if let Ok(stream) = maybe_stream {
             let _ = stream.shutdown(Shutdown::Both);
+        }
+        // orchestratr patch: requests still queued are answered (503, see
+        // `Drop for Request`) instead of waiting for ever with their clients.
+        while let Some(m) = self.messages.try_pop() {
+            drop(m);
         }
 
         #[cfg(unix)]
