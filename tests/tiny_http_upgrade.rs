@@ -111,3 +111,36 @@ fn the_server_counts_connections_and_refuses_beyond_the_cap() {
     assert!(text.contains("\"code\":\"unavailable\""), "{text}");
     drop((a, b));
 }
+
+#[test]
+fn into_split_lets_a_stream_notice_the_client_hanging_up() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server =
+        tiny_http::Server::from_listener_with(listener, tiny_http::ServerOptions::default())
+            .expect("server");
+    let mut client = TcpStream::connect(addr).expect("connect");
+    client
+        .write_all(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let req = server.recv().expect("request");
+    let (mut reader, mut writer) = req.into_split().expect("split");
+    writer
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+        .expect("answer");
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    while !got.ends_with(b"hi") {
+        let n = client.read(&mut buf).expect("read");
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(client);
+    reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    assert_eq!(reader.read(&mut buf).expect("end of stream"), 0);
+}

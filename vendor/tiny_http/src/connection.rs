@@ -140,6 +140,16 @@ impl Connection {
         }
     }
 
+    /// orchestratr patch: the socket's file descriptor.
+    #[cfg(unix)]
+    pub(crate) fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        use std::os::unix::io::AsRawFd;
+        match self {
+            Self::Tcp(s) => s.as_raw_fd(),
+            Self::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
     /// orchestratr patch: `O_NONBLOCK` of this connection.
     pub(crate) fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
         match self {

@@ -320,6 +320,32 @@ impl Request {
         }
     }
 
+    /// orchestratr patch: take the connection over WITHOUT writing anything:
+    /// separate read and write halves, as [`Request::upgrade_split`] returns
+    /// them. For streamed answers that must notice a client hang-up while
+    /// idle (read the reader half, or poll its fd: end of stream = gone).
+    ///
+    /// Errors: the request does not come from a connection (test requests).
+    pub fn into_split(mut self) -> io::Result<(UpgradeReader, UpgradeWriter)> {
+        let leftover = self.data_reader.take();
+        match self.output.take() {
+            Some(Output::Conn(link)) => {
+                let shared = link.detach();
+                Ok((
+                    UpgradeReader {
+                        leftover: leftover.unwrap_or_else(|| Box::new(io::empty())),
+                        shared: shared.clone(),
+                    },
+                    UpgradeWriter { shared },
+                ))
+            }
+            _ => Err(io::Error::new(
+                ErrorKind::Unsupported,
+                "into_split needs a request from a connection",
+            )),
+        }
+    }
+
     /// Allows to read the body of the request (already read in full by the
     /// connection thread; `100 Continue` was sent there when asked for).
     #[inline]
@@ -441,6 +467,20 @@ impl UpgradeReader {
     /// std type; `None` for Unix sockets.
     pub fn try_clone_tcp(&self) -> io::Result<Option<std::net::TcpStream>> {
         self.shared.conn.try_clone_tcp()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::unix::io::AsRawFd for UpgradeReader {
+    fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        self.shared.conn.as_raw_fd()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::unix::io::AsRawFd for UpgradeWriter {
+    fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        self.shared.conn.as_raw_fd()
     }
 }
 
