@@ -137,3 +137,82 @@ fn an_unknown_user_name_in_allow_users_is_a_config_error() {
     assert!(err.contains("no-such-user-orchestratr-x"), "{err}");
     assert!(err.contains("max_connections must be between"), "{err}");
 }
+
+/// Issue 7 part 2: running out of threads refuses connections but never kills
+/// or deafens the daemon. RLIMIT_NPROC does not bind root, so the daemon runs
+/// as the second user with `ulimit -u 40`.
+#[test]
+fn thread_exhaustion_refuses_connections_but_the_daemon_lives() {
+    if !is_root() {
+        eprintln!("SKIPPED: thread-limit test needs root to run the daemon as a second user");
+        return;
+    }
+    if !ensure_user() {
+        eprintln!("SKIPPED: useradd {PEER_USER} failed");
+        return;
+    }
+    let dirs = Dirs::new();
+    dirs.write("config.yml", "apps: []\n");
+    let chown = |p: &std::path::Path| {
+        Command::new("chown")
+            .args(["-R", PEER_USER])
+            .arg(p)
+            .status()
+            .expect("chown");
+    };
+    chown(&dirs.cfg);
+    chown(&dirs.state);
+    Command::new("chmod")
+        .arg("755")
+        .arg(dirs.scratch())
+        .status()
+        .expect("chmod");
+    let log = dirs.scratch().join("limited.log");
+    let script = format!(
+        "ulimit -u 40 && exec env ORCHESTRATR_CONFIG_DIR='{}' ORCHESTRATR_STATE_DIR='{}' '{}' serve --port 0 2>'{}'",
+        dirs.cfg.display(),
+        dirs.state.display(),
+        BIN,
+        log.display()
+    );
+    std::fs::write(&log, "").expect("log");
+    chown(&log);
+    let _runner = ChildGuard::spawn(
+        Command::new("runuser")
+            .args(["-u", PEER_USER, "--", "bash", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()),
+    );
+    let port = wait_some(DEADLINE, "port file", || dirs.read_port());
+    let pid: u32 = wait_some(DEADLINE, "pid file", || {
+        std::fs::read_to_string(dirs.state.join("orchestratr.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    });
+    let _daemon = PidGuard(pid);
+
+    let mut idle = Vec::new();
+    for _ in 0..80 {
+        if let Ok(s) = connect(port) {
+            idle.push(s);
+        }
+    }
+    let hit = wait_until(DEADLINE, || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("cannot spawn a connection thread"))
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(hit, "the thread limit was never reached; log:\n{text}");
+    assert!(
+        pid_alive(pid),
+        "daemon died under the thread limit; log:\n{text}"
+    );
+    drop(idle);
+    let ok = wait_until(DEADLINE, || {
+        try_request(port, "GET", "/health", &[], b"").is_ok_and(|r| r.status == 200)
+    });
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(ok, "daemon deaf after the thread limit; log:\n{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
