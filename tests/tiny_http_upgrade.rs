@@ -144,3 +144,36 @@ fn into_split_lets_a_stream_notice_the_client_hanging_up() {
         .expect("timeout");
     assert_eq!(reader.read(&mut buf).expect("end of stream"), 0);
 }
+
+#[test]
+fn bodies_in_flight_are_bounded_over_all_connections() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let opts = tiny_http::ServerOptions {
+        max_body_bytes_in_flight: 10,
+        body_timeout: Duration::from_millis(300),
+        ..tiny_http::ServerOptions::default()
+    };
+    let server = tiny_http::Server::from_listener_with(listener, opts).expect("server");
+    let post = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n12345678";
+    let mut a = TcpStream::connect(addr).expect("a");
+    a.write_all(post).expect("a");
+    // Held unanswered: its 8 bytes stay in flight.
+    let held = server.recv().expect("first request");
+    let mut b = TcpStream::connect(addr).expect("b");
+    b.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    b.write_all(post).expect("b");
+    let mut text = String::new();
+    let _ = b.read_to_string(&mut text);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    // Once the first is answered, bodies fit again.
+    held.respond(tiny_http::Response::from_string("ok"))
+        .expect("respond");
+    let mut c = TcpStream::connect(addr).expect("c");
+    c.write_all(post).expect("c");
+    let req = server.recv().expect("third request");
+    req.respond(tiny_http::Response::from_string("ok"))
+        .expect("respond");
+    drop(a);
+}

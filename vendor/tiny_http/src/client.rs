@@ -258,6 +258,54 @@ pub(crate) struct ConnCtx {
     pub(crate) id: u64,
     /// Set when the server is dropped: requests are no longer queued.
     pub(crate) closed: Arc<std::sync::atomic::AtomicBool>,
+    /// Body bytes held now, over all connections.
+    pub(crate) bodies: Arc<AtomicUsize>,
+}
+
+/// A share of `max_body_bytes_in_flight`, returned when dropped (with the
+/// request that holds the body).
+pub(crate) struct BodyLease {
+    bytes: usize,
+    pool: Arc<AtomicUsize>,
+}
+
+impl BodyLease {
+    /// Take `bytes` of the pool of `max`, waiting until `until`.
+    fn acquire(pool: &Arc<AtomicUsize>, bytes: usize, max: usize, until: Instant) -> Option<BodyLease> {
+        loop {
+            let cur = pool.load(Ordering::Acquire);
+            if cur + bytes <= max || (cur == 0 && bytes <= max) {
+                if pool
+                    .compare_exchange(cur, cur + bytes, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return Some(BodyLease {
+                        bytes,
+                        pool: pool.clone(),
+                    });
+                }
+                continue;
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Give back what the body did not use.
+    fn shrink_to(&mut self, bytes: usize) {
+        if bytes < self.bytes {
+            self.pool.fetch_sub(self.bytes - bytes, Ordering::AcqRel);
+            self.bytes = bytes;
+        }
+    }
+}
+
+impl Drop for BodyLease {
+    fn drop(&mut self) {
+        self.pool.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 /// Serve one connection until it closes or is handed over.
@@ -534,6 +582,7 @@ fn serve_one(
         }
     }
 
+    let mut lease = None;
     let body = if upgrade {
         // The rest of the stream belongs to whoever upgrades.
         let rest = input.buf[input.start..input.end].to_vec();
@@ -552,6 +601,23 @@ fn serve_one(
             }
             Framing::None | Framing::Length(0) => Vec::new(),
             _ => {
+                let want = match framing {
+                    Framing::Length(n) => n,
+                    _ => opts.max_body,
+                };
+                let until = Instant::now() + opts.body_timeout;
+                match BodyLease::acquire(&ctx.bodies, want, opts.max_body_bytes_in_flight, until) {
+                    Some(l) => lease = Some(l),
+                    None => {
+                        req.mark_answered();
+                        return fail(
+                            input,
+                            503,
+                            "unavailable",
+                            "too many request bodies in flight; retry",
+                        );
+                    }
+                }
                 if expect.is_some() && version == HTTPVersion(1, 1) && input.available() == 0 {
                     if !write_all(&input.shared, b"HTTP/1.1 100 Continue\r\n\r\n") {
                         req.mark_answered();
@@ -559,7 +625,12 @@ fn serve_one(
                     }
                 }
                 match read_body(input, &framing, opts) {
-                    Ok(b) => b,
+                    Ok(b) => {
+                        if let Some(l) = lease.as_mut() {
+                            l.shrink_to(b.len());
+                        }
+                        b
+                    }
                     Err(BodyErr::TooLarge) => {
                         req.mark_answered();
                         return fail(
@@ -600,6 +671,7 @@ fn serve_one(
             done: tx,
         },
         !keep_alive,
+        lease,
     );
     if ctx.closed.load(Ordering::Acquire) {
         // Nobody will take it: its Drop answers 503 through the link.

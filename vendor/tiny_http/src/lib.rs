@@ -349,6 +349,7 @@ fn accept_loop(
     let mut refused: std::collections::VecDeque<(std::time::Instant, Connection)> =
         std::collections::VecDeque::new();
     let mut next_id: u64 = 0;
+    let bodies = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     log::debug!("Running accept thread");
     while !close.load(Relaxed) {
         let accepted = listener.accept();
@@ -376,6 +377,7 @@ fn accept_loop(
                     queue: messages.clone(),
                     id: next_id,
                     closed: close.clone(),
+                    bodies: bodies.clone(),
                 };
                 let mut job = Some((sock, slot, ctx));
                 let spawned = tasks_pool.spawn(Box::new(move || {

@@ -57,6 +57,11 @@ pub struct ServerOptions {
     pub max_header_fields: usize,
     /// Largest body, by `Content-Length` or counted when chunked (`413` beyond).
     pub max_body: usize,
+    /// Bytes of request bodies held at once over all connections (read and
+    /// not yet answered). A body that does not fit waits up to
+    /// `body_timeout`, then gets `503`. Bounds memory whatever many
+    /// connections send.
+    pub max_body_bytes_in_flight: usize,
     /// Stack size of connection threads.
     pub connection_stack_size: usize,
     /// Per-connection value (see [`OnConnect`]).
@@ -77,6 +82,7 @@ impl Default for ServerOptions {
             max_header_bytes: 64 * 1024,
             max_header_fields: 100,
             max_body: 1024 * 1024,
+            max_body_bytes_in_flight: 16 * 1024 * 1024,
             connection_stack_size: 256 * 1024,
             on_connect: None,
             gate: None,

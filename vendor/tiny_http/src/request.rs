@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use std::sync::Arc;
 
-use crate::client::{Completion, Link, Shared};
+use crate::client::{BodyLease, Completion, Link, Shared};
 use crate::limits::ConnData;
 use crate::{HTTPVersion, Header, Method, Response};
 
@@ -75,6 +75,9 @@ pub struct Request {
     // orchestratr patch: per-connection value and id
     conn_data: Option<ConnData>,
     conn_id: u64,
+
+    // orchestratr patch: this body's share of max_body_bytes_in_flight
+    body_lease: Option<BodyLease>,
 }
 
 /// orchestratr patch: where a request's answer goes.
@@ -139,6 +142,7 @@ where
         last_on_connection: false,
         conn_data: None,
         conn_id: 0,
+        body_lease: None,
     })
 }
 
@@ -169,6 +173,7 @@ impl Request {
             last_on_connection: false,
             conn_data,
             conn_id,
+            body_lease: None,
         }
     }
 
@@ -179,7 +184,14 @@ impl Request {
 
     /// orchestratr patch: attach the body read by the connection thread and
     /// the link the answer goes through.
-    pub(crate) fn attach(&mut self, body: Vec<u8>, link: Link, last: bool) {
+    pub(crate) fn attach(
+        &mut self,
+        body: Vec<u8>,
+        link: Link,
+        last: bool,
+        lease: Option<BodyLease>,
+    ) {
+        self.body_lease = lease;
         self.data_reader = Some(Box::new(Cursor::new(body)));
         self.output = Some(Output::Conn(link));
         self.last_on_connection = last;
