@@ -231,6 +231,45 @@ mod tests {
         assert_eq!(find_uid(t, "0100007F:0001", "0100007F:2694"), None);
     }
 
+    /// Cost of one lookup (bench, not a test): `cargo test --release --lib
+    /// peer_lookup_cost -- --ignored --nocapture`. Holds 1,000 extra
+    /// connections open to show the netlink path does not grow with them.
+    #[test]
+    #[ignore]
+    fn peer_lookup_cost() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let mut keep = Vec::new();
+        for _ in 0..1000 {
+            keep.push(std::net::TcpStream::connect(addr).expect("connect"));
+            keep.push(l.accept().expect("accept").0);
+        }
+        let c = std::net::TcpStream::connect(addr).expect("connect");
+        let (s, _) = l.accept().expect("accept");
+        let (ours, peer) = (s.local_addr().ok(), s.peer_addr().ok());
+        let n = 2000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            assert!(matches!(lookup(ours, peer), PeerUid::Uid(_)));
+        }
+        let per = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        #[cfg(target_os = "linux")]
+        let proc_per = {
+            let t = std::time::Instant::now();
+            for _ in 0..50 {
+                let _ = std::fs::read_to_string("/proc/net/tcp");
+            }
+            t.elapsed().as_secs_f64() * 1e6 / 50.0
+        };
+        #[cfg(not(target_os = "linux"))]
+        let proc_per = 0.0;
+        println!(
+            "peer uid lookup: {per:.1} us each (netlink), one /proc/net/tcp read: {proc_per:.1} us, with {} sockets open",
+            keep.len() + 2
+        );
+        drop(c);
+    }
+
     #[test]
     fn a_real_connection_is_ours() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
