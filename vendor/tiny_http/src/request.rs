@@ -1,3 +1,6 @@
+// orchestratr note: past ~600 lines because it keeps upstream's `Request`
+// API (accessors, upgrade, respond) next to the patched answer paths
+// (`Output`, split upgrade halves); see ORCHESTRATR-PATCH.md.
 use std::io::Error as IoError;
 use std::io::{self, Cursor, ErrorKind, Read, Write};
 
