@@ -247,6 +247,7 @@ pub fn ensure_token(path: &Path) -> Result<String, DaemonError> {
 /// Errors: see [`DaemonError`]; nothing is left listening on error.
 pub fn run(opts: RunOptions, shutdown: Shutdown) -> Result<(), DaemonError> {
     let started = Instant::now();
+    server::raise_fd_limit();
     let paths = &opts.paths;
     crate::fsutil::create_private_dir(&paths.config_dir)
         .map_err(io_err("create config dir", &paths.config_dir))?;

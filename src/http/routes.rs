@@ -57,6 +57,8 @@ pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
         }
     };
     let query = parse_query(&url);
+    // API.md §9: where the peer's uid is unknown, the open routes need the token too.
+    let auth = super::server::token_needed(auth, matches!(id, RouteId::Health), req);
     guards::check_token(
         auth,
         header(req, "Authorization"),
