@@ -5,6 +5,7 @@ pub mod approvals_cmds;
 mod daemon_cmds;
 mod events_cmds;
 pub mod exec_cmds;
+mod trigger_cmd;
 
 use crate::client::{Client, ClientError};
 use crate::paths::Paths;
@@ -167,6 +168,8 @@ pub enum Command {
         #[arg(long)]
         target: Option<String>,
     },
+    /// Launch the app bound to a hotkey chord (POST /trigger), for compositor keybindings.
+    Trigger(trigger_cmd::TriggerArgs),
     /// List approvals (pending first).
     Approvals(approvals_cmds::ListArgs),
     /// Approve a pending approval.
@@ -287,6 +290,7 @@ pub fn main() -> ExitCode {
             data,
             target,
         } => events_cmds::emit(&env, &kind, &source, data.as_deref(), target.as_deref()),
+        Command::Trigger(a) => trigger_cmd::trigger(&env, &a),
         Command::Approvals(a) => approvals_cmds::list(&env, &a),
         Command::Approve(a) => approvals_cmds::decide(&env, &a, "approve"),
         Command::Deny(a) => approvals_cmds::decide(&env, &a, "deny"),

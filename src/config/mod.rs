@@ -25,6 +25,11 @@ pub const DEFAULT_PORT: u16 = 9876;
 /// Minimum and default size of the event ring buffer (API.md §5).
 pub const MIN_EVENT_BUFFER: usize = 10_000;
 
+/// Default of `event_buffer_bytes` (API.md §9).
+pub const DEFAULT_EVENT_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+/// Minimum of `event_buffer_bytes`: room for a few events of the largest size.
+pub const MIN_EVENT_BUFFER_BYTES: usize = 1024 * 1024;
+
 /// Whether control routes need the bearer token (API.md §3 guard 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,6 +55,9 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// Events kept in the ring buffer for `GET /events` and SSE resume (≥ 10,000).
     pub event_buffer: usize,
+    /// Bytes of serialized events kept in the ring buffer, default 32 MiB
+    /// (API.md §9 "bounded state"); the oldest go first.
+    pub event_buffer_bytes: usize,
     /// Interval of the SSE `: keep-alive` comment, milliseconds (≥ 100).
     pub sse_heartbeat_ms: u64,
     /// Concurrent SSE streams before `503 unavailable` (≥ 1).
@@ -92,6 +100,7 @@ impl Default for Settings {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             event_buffer: MIN_EVENT_BUFFER,
+            event_buffer_bytes: DEFAULT_EVENT_BUFFER_BYTES,
             sse_heartbeat_ms: 15_000,
             sse_max_streams: 64,
             sse_queue_capacity: 1024,
@@ -250,6 +259,7 @@ struct RawConfig {
     allowed_hosts: Option<Vec<String>>,
     allowed_origins: Option<Vec<String>>,
     event_buffer: Option<Spanned<usize>>,
+    event_buffer_bytes: Option<Spanned<usize>>,
     sse_heartbeat_ms: Option<Spanned<u64>>,
     sse_max_streams: Option<Spanned<usize>>,
     sse_queue_capacity: Option<Spanned<usize>>,
@@ -503,6 +513,17 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
             ));
         } else {
             s.event_buffer = b.value;
+        }
+    }
+    if let Some(b) = &raw.event_buffer_bytes {
+        if b.value < MIN_EVENT_BUFFER_BYTES {
+            errs.push(diag_at(
+                file,
+                b,
+                format!("event_buffer_bytes must be at least {MIN_EVENT_BUFFER_BYTES}"),
+            ));
+        } else {
+            s.event_buffer_bytes = b.value;
         }
     }
     if let Some(h) = &raw.sse_heartbeat_ms {

@@ -9,6 +9,7 @@ pub mod router;
 pub mod routes;
 pub mod server;
 pub mod sse;
+pub mod trigger;
 
 use serde::Serialize;
 use serde_json::{Value, json};

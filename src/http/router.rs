@@ -71,6 +71,8 @@ pub enum RouteId {
     Delegate,
     /// `GET /tasks/{ticket_id}`
     GetTicket,
+    /// `POST /trigger` (compatibility with the Go orchestratr, API.md §9)
+    Trigger,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -110,6 +112,7 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("POST", "/executions/{}/retry", RouteId::RetryExecution, Auth::Token),
     ("POST", "/delegate", RouteId::Delegate, Auth::Token),
     ("GET", "/tasks/{}", RouteId::GetTicket, Auth::Token),
+    ("POST", "/trigger", RouteId::Trigger, Auth::Token),
 ];
 
 /// Result of matching a request line.

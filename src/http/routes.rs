@@ -5,14 +5,14 @@ use super::guards::{self, header};
 use super::router::{self, RouteId, RouteMatch};
 use super::sse::{self, StreamSlot};
 use super::{HResult, HttpError, Reply, Resp};
-use crate::events::{Bus, EventFilter, NewEvent, valid_event_type};
+use crate::events::{Bus, EventFilter, NewEvent, valid_event_type, validate_user_event};
 use crate::registry::{LaunchOutcome, Registry, RegistryError};
 use crossbeam_channel::Sender;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 /// What every handler can reach: actor handles and daemon facts.
@@ -31,8 +31,8 @@ pub struct Ctx {
     pub pid: u32,
     /// `<cfg>`, reported by `/health`.
     pub config_dir: PathBuf,
-    /// Open SSE streams (capped by `sse_max_streams`).
-    pub streams: Arc<AtomicUsize>,
+    /// Open SSE streams (capped by `sse_max_streams`, and per uid: API.md §9).
+    pub streams: Arc<sse::StreamSlots>,
     /// Sends the graceful-shutdown request (`POST /shutdown`).
     pub shutdown: Sender<&'static str>,
     /// Approvals actor (API.md §8).
@@ -51,6 +51,13 @@ pub struct Call {
     pub body: Option<Value>,
     /// The `Last-Event-ID` header, if any.
     pub last_event_id: Option<String>,
+    /// The peer's socket address (for the SSE hangup probe).
+    pub peer: Option<std::net::SocketAddr>,
+    /// The peer's uid when known (per-uid stream caps); `None` = unknown, counted
+    /// as the daemon owner. TODO(transport): fill from the per-connection peer uid.
+    pub peer_uid: Option<u32>,
+    /// The browser origin to echo in `Access-Control-Allow-Origin` (API.md §9).
+    pub cors_origin: Option<String>,
 }
 
 impl Call {
@@ -132,6 +139,13 @@ pub fn registry_error(e: RegistryError) -> HttpError {
             )
             .with_details(json!(diags))
         }
+        RegistryError::ForeignPid { pid, uid } => HttpError::new(
+            403,
+            "forbidden",
+            format!(
+                "pid {pid} belongs to uid {uid}, not to the daemon's user: only your own processes can be reported"
+            ),
+        ),
         RegistryError::Closed => HttpError::unavailable("the daemon is shutting down"),
     }
 }
@@ -145,14 +159,23 @@ fn parse_query(url: &str) -> HashMap<String, String> {
     }
 }
 
-/// Run guards 1-6 (API.md §3) and the matched handler.
+/// Run guards 1-6 (API.md §3) and the matched handler; answers carry the CORS
+/// headers of API.md §9 for an origin in `allowed_origins`.
 pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
+    let cors = guards::cors_origin(header(req, "Origin"), &ctx.registry.settings());
+    guards::with_cors(dispatch_guarded(ctx, req), cors.as_deref())
+}
+
+fn dispatch_guarded(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
     let settings = ctx.registry.settings();
     guards::check_peer(req.remote_addr())?;
     guards::check_host(header(req, "Host"), &settings)?;
-    guards::check_origin(header(req, "Origin"), &settings)?;
+    guards::check_origin_for(header(req, "Origin"), header(req, "Host"), &settings)?;
     let url = req.url().to_string();
     let method = req.method().as_str().to_ascii_uppercase();
+    if let Some(r) = guards::preflight(&method, header(req, "Origin"), &settings) {
+        return Ok(Reply::Resp(r));
+    }
     // Test hook (debug builds only, and only with ORCHESTRATR_TEST_PANIC_ROUTE=1
     // set for the daemon): a route that panics, to prove a panicking handler
     // answers 500 and its worker lives on.
@@ -201,6 +224,9 @@ pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
         query,
         body,
         last_event_id: header(req, "Last-Event-ID").map(str::to_string),
+        peer: req.remote_addr().copied(),
+        peer_uid: None,
+        cors_origin: guards::cors_origin(header(req, "Origin"), &settings),
     };
     route_call(ctx, id, &call)
 }
@@ -288,6 +314,7 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
             let source = c.req_str("source")?;
             let mtype = c.opt_str("type")?.unwrap_or("message");
             let data = c.field("data").cloned().unwrap_or_else(|| json!({}));
+            validate_user_event(mtype, source, &data).map_err(guards::user_event_error)?;
             let id = ctx
                 .bus
                 .publish(NewEvent {
@@ -310,6 +337,7 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         RouteId::PublishEvent => publish_event(ctx, c),
         RouteId::ListEvents => list_events(ctx, c),
         RouteId::EventStream => event_stream(ctx, c),
+        RouteId::Trigger => super::trigger::trigger(ctx, c),
         RouteId::Shutdown => {
             let _ = ctx.shutdown.send("POST /shutdown");
             ok(202, json!({"status": "stopping"}))
@@ -358,13 +386,9 @@ fn publish_event(ctx: &Ctx, c: &Call) -> HResult {
         )));
     }
     let source = c.req_str("source")?;
-    if source == crate::events::DAEMON_SOURCE {
-        return Err(HttpError::bad_request(
-            "source 'orchestratr' is reserved for the daemon's own events",
-        ));
-    }
     let target = c.opt_str("target")?.map(str::to_string);
     let data = c.field("data").cloned().unwrap_or_else(|| json!({}));
+    validate_user_event(kind, source, &data).map_err(guards::user_event_error)?;
     let id = ctx
         .bus
         .publish(NewEvent {
@@ -411,19 +435,22 @@ fn event_stream(ctx: &Ctx, c: &Call) -> HResult {
         })?),
         None => c.q_u64("last_event_id")?,
     };
-    let slot = StreamSlot::acquire(&ctx.streams, settings.sse_max_streams).ok_or_else(|| {
-        HttpError::unavailable(format!(
-            "too many open event streams (sse_max_streams = {})",
-            settings.sse_max_streams
-        ))
-        .with_header("Retry-After", "2")
-    })?;
+    let slot = StreamSlot::acquire_as(&ctx.streams, settings.sse_max_streams, c.peer_uid)
+        .ok_or_else(|| {
+            HttpError::unavailable(format!(
+                "too many open event streams (sse_max_streams = {})",
+                settings.sse_max_streams
+            ))
+            .with_header("Retry-After", "2")
+        })?;
     let sub = ctx
         .bus
         .subscribe(filter_of(c), after, settings.sse_queue_capacity)
         .map_err(|_| HttpError::unavailable("the daemon is shutting down"))?;
     let heartbeat = Duration::from_millis(settings.sse_heartbeat_ms);
+    let probe = sse::HangupProbe::find(ctx.port.load(Ordering::Relaxed), c.peer);
+    let cors = c.cors_origin.clone();
     Ok(Reply::Stream(Box::new(move |w| {
-        sse::serve_events(w, sub, heartbeat, slot)
+        sse::serve_events(w, sub, heartbeat, slot, probe, cors.as_deref())
     })))
 }
