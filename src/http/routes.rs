@@ -417,7 +417,8 @@ fn list_events(ctx: &Ctx, c: &Call) -> HResult {
         .bus
         .query(since, filter_of(c), limit as usize)
         .map_err(|_| HttpError::unavailable("the daemon is shutting down"))?;
-    ok(200, json!({"events": r.events, "last_id": r.last_id}))
+    // Each event is already serialized (Event::json): no JSON tree is built.
+    Ok(Reply::Resp(Resp::json(200, &r)))
 }
 
 fn event_stream(ctx: &Ctx, c: &Call) -> HResult {

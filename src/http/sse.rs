@@ -28,10 +28,12 @@ pub const HEARTBEAT: &str = ": keep-alive\n";
 /// frees its slot within this (plus one poll), API.md §9 ("within 1 s").
 pub const HANGUP_CHECK: Duration = Duration::from_millis(400);
 
-/// Under load a stream writes at most once per this interval, batching what
-/// arrived meanwhile into one chunk (one syscall, one wake-up per subscriber
-/// for many events). An idle stream writes a new event at once.
-pub const COALESCE: Duration = Duration::from_millis(10);
+/// After each write a stream pauses this long before it looks for more events,
+/// so under load it wakes and writes at most once per interval, sending what
+/// arrived meanwhile as one chunk (one syscall and one wake-up per subscriber
+/// for many events; the bus never has to wake a busy subscriber). An idle
+/// stream writes a new event at once.
+pub const COALESCE: Duration = Duration::from_millis(15);
 
 /// Open streams (`GET /events/stream`, `/executions/{id}/stream`): the global
 /// count plus one count per uid other than the daemon owner's (API.md §9
@@ -421,11 +423,6 @@ pub fn serve_events(
         let wait = heartbeat.saturating_sub(idle).min(HANGUP_CHECK);
         match sub.rx.recv_timeout(wait) {
             Ok(e) => {
-                // Under load, let a few more events gather and send them at once.
-                let since = last_write.elapsed();
-                if since < COALESCE {
-                    std::thread::sleep(COALESCE - since);
-                }
                 out.push_bus_event(&e);
                 while out.pending() < 256 * 1024 {
                     match sub.rx.try_recv() {
@@ -437,6 +434,8 @@ pub fn serve_events(
                     return;
                 }
                 last_write = Instant::now();
+                // Let the next events gather (see COALESCE).
+                std::thread::sleep(COALESCE);
             }
             Err(RecvTimeoutError::Timeout) => {
                 if probe.hung_up() {
