@@ -11,7 +11,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -222,32 +222,46 @@ impl HangupProbe {
         self.fd.is_some()
     }
 
-    /// Has the client hung up? Never blocks: `poll` for readability, then a
-    /// `MSG_PEEK` read of one byte, where 0 bytes means the peer closed its side
-    /// (end of stream) and an error means the connection is gone.
+    /// Has the client hung up? Never blocks. Linux: the connection's TCP state
+    /// (`TCP_INFO`) is no longer `ESTABLISHED` — `CLOSE_WAIT` once the peer sent
+    /// its FIN, `CLOSE` after a reset. (Readability or a 0-byte `MSG_PEEK` cannot
+    /// tell: tiny_http shuts down our reading side itself after a request with
+    /// `Connection: close`.) Elsewhere: never.
     pub fn hung_up(&self) -> bool {
-        use nix::errno::Errno;
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        use nix::sys::socket::{MsgFlags, recv};
-        use std::os::fd::AsRawFd;
         let Some(fd) = &self.fd else { return false };
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::ZERO) {
-            Ok(n) if n > 0 => {}
-            _ => return false,
-        }
-        let mut byte = [0u8; 1];
-        match recv(
-            fd.as_raw_fd(),
-            &mut byte,
-            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(0) => true,
-            Ok(_) => false, // the client sent bytes (tiny_http reads them), still open
-            Err(Errno::EAGAIN | Errno::EINTR) => false,
-            Err(_) => true,
-        }
+        tcp_state(fd).is_some_and(|st| st != TCP_ESTABLISHED)
     }
+}
+
+/// `TCP_ESTABLISHED` of Linux `<netinet/tcp.h>` (`enum tcp_state`).
+const TCP_ESTABLISHED: u8 = 1;
+
+/// The TCP state of a socket (`tcp_info.tcpi_state`, its first byte), Linux.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn tcp_state(fd: &OwnedFd) -> Option<u8> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    // Big enough for every kernel's `struct tcp_info` (the kernel copies at most
+    // `len` bytes and reports how many).
+    let mut info = [0u8; 512];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: `fd` is an open socket we own; `info` is a writable buffer of
+    // `len` bytes that outlives the call; the kernel writes at most `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && len >= 1).then_some(info[0])
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn tcp_state(_fd: &OwnedFd) -> Option<u8> {
+    None
 }
 
 /// Append one SSE frame (WHATWG `text/event-stream`) to `buf`: optional
@@ -622,6 +636,11 @@ mod tests {
         let probe = HangupProbe::find(port, Some(peer));
         assert!(probe.is_armed(), "socket not found");
         assert!(!probe.hung_up());
+        // tiny_http shuts our reading side down after `Connection: close`: not a hangup
+        server_side
+            .shutdown(std::net::Shutdown::Read)
+            .expect("shutdown");
+        assert!(!probe.hung_up(), "a local read shutdown is not a hangup");
         drop(client);
         let end = Instant::now() + Duration::from_secs(5);
         while !probe.hung_up() {
