@@ -24,6 +24,7 @@ pub mod follow;
 mod gen_cmds;
 pub mod output;
 pub mod remote_cmds;
+mod trigger_cmd;
 mod wait;
 
 pub use error::{CliError, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, Outcome};
@@ -84,7 +85,8 @@ pub struct Cli {
 /// every visible subcommand appears here).
 macro_rules! commands_help {
     () => { concat!(
-    "Apps:\n  app list|show|launch|stop|logs     apps registered in config.yml and apps.d/\n\n",
+    "Apps:\n  app list|show|launch|stop|logs     apps registered in config.yml and apps.d/\n",
+    "  trigger CHORD                      launch the app bound to a hotkey chord\n\n",
     "Executions:\n  exec list|show|run|logs|cancel|retry|delegate\n",
     "                                     runs of tasks from config.yml `tasks:`\n",
     "  run TASK [-f] [-- ARGS…]           shortcut for `exec run`\n",
@@ -147,6 +149,8 @@ pub enum Command {
     Events(events_cmds::EventsArgs),
     /// Publish an event on the daemon's bus; prints its id.
     Emit(events_cmds::EmitArgs),
+    /// Launch the app bound to a hotkey chord (POST /trigger), for compositor keybindings.
+    Trigger(trigger_cmd::TriggerArgs),
     /// The daemon: start, stop, status, serve, reload.
     #[command(subcommand)]
     Daemon(daemon_cmds::DaemonCmd),
@@ -285,6 +289,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Approval(c) => approvals_cmds::dispatch(&env, c),
         Command::Events(a) => events_cmds::events(&env, &a),
         Command::Emit(a) => events_cmds::emit(&env, &a),
+        Command::Trigger(a) => Ok(trigger_cmd::trigger(&env, &a)),
         Command::Daemon(c) => daemon_cmds::dispatch(&env, c),
         Command::Config(c) => config_cmds::dispatch(&env, c),
         Command::Remote(c) => remote_cmds::dispatch(&env, c),

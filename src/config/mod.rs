@@ -40,6 +40,9 @@ pub const MIN_EVENT_BUFFER: usize = 10_000;
 /// Default byte cap of the event ring: 32 MiB of serialized events (API.md §9).
 pub const DEFAULT_EVENT_BUFFER_BYTES: usize = 32 * 1024 * 1024;
 
+/// Minimum of `event_buffer_bytes`: room for a few events of the largest size.
+pub const MIN_EVENT_BUFFER_BYTES: usize = 1024 * 1024;
+
 /// Whether control routes need the bearer token (API.md §3 guard 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

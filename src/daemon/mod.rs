@@ -22,7 +22,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicUsize};
+use std::sync::atomic::AtomicU16;
 use std::time::{Duration, Instant};
 
 /// Options of [`run`].
@@ -279,7 +279,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     let token = ensure_token(&paths.token_file())?;
     let port = opts.port.unwrap_or(cfg.settings.api_port);
 
-    let (bus, bus_thread) = Bus::start(cfg.settings.event_buffer);
+    let (bus, bus_thread) = Bus::start(cfg.settings.event_buffer, cfg.settings.event_buffer_bytes);
     let settings_retention_approvals = cfg.settings.retention.approvals;
     let app_count = cfg.apps.len();
     let shutdown_grace = Duration::from_millis(cfg.exec.shutdown_timeout_ms);
@@ -335,7 +335,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         pid: std::process::id(),
         config_dir: paths.config_dir.clone(),
         state_dir: paths.state_dir.clone(),
-        streams: Arc::new(AtomicUsize::new(0)),
+        streams: Default::default(),
         shutdown: shutdown.tx.clone(),
         approvals: approvals.clone(),
         executor: executor.clone(),
@@ -429,6 +429,12 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     http.stop();
     stop_actors(&registry, &bus);
     join_all(bus_thread, actor_threads);
+    // Streams write their last frames (daemon.stopping) and end once the bus
+    // stopped; give them a moment before the process exits under them.
+    let streams_end = Instant::now() + Duration::from_secs(2);
+    while ctx.streams.open() > 0 && Instant::now() < streams_end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     remove_port_file_if_ours(&port_file, bound);
     log::info!("stopped");
     Ok(())

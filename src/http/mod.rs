@@ -18,6 +18,7 @@ pub mod router;
 pub mod routes;
 pub mod server;
 pub mod sse;
+pub mod trigger;
 
 pub use call::{Call, Ctx};
 

@@ -75,6 +75,8 @@ pub enum RouteId {
     AppOutput,
     /// `GET /apps/{name}/stream`
     AppStream,
+    /// `POST /trigger` (compatibility with the Go orchestratr, API.md §9)
+    Trigger,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -116,6 +118,7 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("GET", "/tasks/{}", RouteId::GetTicket, Auth::Token),
     ("GET", "/apps/{}/output", RouteId::AppOutput, Auth::Token),
     ("GET", "/apps/{}/stream", RouteId::AppStream, Auth::TokenOrQuery),
+    ("POST", "/trigger", RouteId::Trigger, Auth::Token),
 ];
 
 /// Result of matching a request line.
