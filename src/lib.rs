@@ -5,6 +5,7 @@
 //! `ARCHITECTURE.md` for the code map and invariants, `docs/api.md` for the HTTP
 //! contract as built.
 
+pub mod agents;
 pub mod approvals;
 pub mod cli;
 pub mod client;

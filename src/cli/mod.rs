@@ -1,6 +1,7 @@
 //! The command-line interface: `orchestratr serve` runs the daemon; every other
 //! subcommand is a client of a running daemon (see `docs/api.md` for exit codes).
 
+pub mod agent_cmds;
 pub mod approvals_cmds;
 mod daemon_cmds;
 mod events_cmds;
@@ -196,6 +197,11 @@ pub enum Command {
     Retry(exec_cmds::IdArgs),
     /// Delegate a task to a coding agent configured under `agents:`; prints the ticket id.
     Delegate(exec_cmds::DelegateArgs),
+    /// Interactive coding agents in tmux: spawn, list, show, send, keys, screen, logs, attach, kill.
+    Agent(agent_cmds::AgentArgs),
+    /// Internal: the first process of an agent pane (reads <dir>/spec.json).
+    #[command(name = "agent-exec", hide = true)]
+    AgentExec { dir: std::path::PathBuf },
 }
 
 /// Print a line to stdout; `false` when stdout is closed (e.g. piped to `head`).
@@ -298,6 +304,8 @@ pub fn main() -> ExitCode {
         Command::Cancel(a) => exec_cmds::cancel(&env, &a),
         Command::Retry(a) => exec_cmds::retry(&env, &a),
         Command::Delegate(a) => exec_cmds::delegate(&env, &a),
+        Command::Agent(a) => agent_cmds::run(&env, &a),
+        Command::AgentExec { dir } => agent_cmds::agent_exec(&dir),
     };
     ExitCode::from(code)
 }

@@ -6,6 +6,7 @@
 //! duplicates, enumerations, minimums) are done here and carry the location of the
 //! offending value through `serde_saphyr::Spanned`.
 
+pub mod agents;
 pub mod exec;
 
 pub use exec::{AgentSpec, CommandSpec, ExecConfig, PoolSpec, TaskSpec};

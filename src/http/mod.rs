@@ -2,6 +2,7 @@
 //! and the route handlers. Only this module knows about HTTP; it alone maps the
 //! other layers' errors to a status and the JSON error body of API.md §2.
 
+pub mod agents;
 pub mod approvals;
 pub mod executions;
 pub mod guards;

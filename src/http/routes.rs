@@ -39,6 +39,8 @@ pub struct Ctx {
     pub approvals: crate::approvals::Approvals,
     /// Executor actor (API.md §7).
     pub executor: crate::executor::Executor,
+    /// Agent sessions (API.md §10).
+    pub agents: crate::agents::Agents,
 }
 
 /// A parsed request, as handlers see it.
@@ -327,6 +329,16 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::RetryExecution
         | RouteId::Delegate
         | RouteId::GetTicket => super::executions::route(ctx, id, c),
+        RouteId::SpawnAgent
+        | RouteId::ListAgents
+        | RouteId::GetAgent
+        | RouteId::KillAgent
+        | RouteId::AgentInput
+        | RouteId::AgentOutput
+        | RouteId::AgentScreen
+        | RouteId::AgentStream
+        | RouteId::AgentStatus
+        | RouteId::AttachAgent => super::agents::route(ctx, id, c),
     }
 }
 
