@@ -418,3 +418,148 @@ fn restart_readopts_sessions_and_marks_vanished_lost() {
         assert_ne!(env.agent(id)["status"], "lost");
     }
 }
+
+fn cli(env: &Env, args: &[&str], stdin: &str, extra: &[(&str, &str)]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let d = env.d();
+    let mut c = Command::new(BIN);
+    c.env("ORCHESTRATR_CONFIG_DIR", &d.cfg_dir)
+        .env("ORCHESTRATR_STATE_DIR", &d.state_dir)
+        .env_remove("ORCHESTRATR_URL")
+        .env_remove("ORCHESTRATR_TOKEN")
+        .env_remove("ORCHESTRATR_AGENT_ID")
+        .envs(extra.iter().copied())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut ch = c.spawn().unwrap();
+    ch.stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    ch.wait_with_output().unwrap()
+}
+
+#[test]
+fn claude_code_status_hook_and_cli() {
+    let env = Env::new();
+    let out = cli(
+        &env,
+        &[
+            "agent",
+            "spawn",
+            "standin",
+            "--cwd",
+            env.ws.to_str().unwrap(),
+            "--name",
+            "cli",
+            "--env",
+            &format!("STANDIN_LOG={}", env.ws.join("cli.txt").display()),
+        ],
+        "",
+        &[],
+    );
+    assert!(out.status.success(), "{}", describe(&out));
+    let id = stdout_str(&out).trim().to_string();
+    env.wait_status(&id, "idle", "silence");
+    let out = cli(&env, &["agent", "list"], "", &[]);
+    assert!(
+        stdout_str(&out).contains(&id) && stdout_str(&out).contains("idle"),
+        "{}",
+        describe(&out)
+    );
+    let out = cli(&env, &["agent", "send", &id, "via cli"], "", &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    wait_for(DEADLINE, "cli input", || {
+        received(&env, "cli").contains("via cli\n")
+    });
+    // The Claude Code hook adapter: Notification → waiting with its message.
+    let hook = |ev: &str, extra: &str| {
+        let o = cli(
+            &env,
+            &["hook", "claude-code", "--agent-status"],
+            &format!(r#"{{"hook_event_name":"{ev}","session_id":"cc-42"{extra}}}"#),
+            &[("ORCHESTRATR_AGENT_ID", &id)],
+        );
+        assert!(
+            o.status.success() && o.stdout.is_empty(),
+            "{}",
+            describe(&o)
+        );
+    };
+    hook(
+        "Notification",
+        r#","message":"Claude needs your permission to use Bash""#,
+    );
+    let a = env.wait_status(&id, "waiting", "hook");
+    assert_eq!(
+        a["waiting_reason"],
+        "Claude needs your permission to use Bash"
+    );
+    assert_eq!(a["resume_id"], "cc-42");
+    hook("UserPromptSubmit", "");
+    env.wait_status(&id, "running", "hook");
+    hook("Stop", "");
+    env.wait_status(&id, "idle", "hook");
+    let out = cli(&env, &["agent", "screen", &id], "", &[]);
+    assert!(stdout_str(&out).contains("ready>"), "{}", describe(&out));
+    let out = cli(&env, &["agent", "kill", &id], "", &[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(env.agent(&id)["status"], "exited");
+    // Events: input carries the length only, never the text.
+    let evs = env.d().events("type=agent.*&limit=1000");
+    let kinds: Vec<&str> = evs.iter().filter_map(|e| e["type"].as_str()).collect();
+    for k in [
+        "agent.spawned",
+        "agent.status",
+        "agent.input",
+        "agent.killed",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing in {kinds:?}");
+    }
+    let input = evs.iter().find(|e| e["type"] == "agent.input").unwrap();
+    assert_eq!(input["data"]["length"], 7);
+    assert!(!input.to_string().contains("via cli"));
+}
+
+#[test]
+fn orchestratr_ask_inside_a_session_makes_it_waiting() {
+    let env = Env::new();
+    let r = env.call(
+        "POST",
+        "/agents/spawn",
+        Some(&json!({"agent_type": "shell", "working_dir": env.ws})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["session_id"].as_str().unwrap().to_string();
+    // The pane inherits the daemon's config/state dirs through the tmux server.
+    env.send(
+        &id,
+        &format!("{BIN} ask --title 'Deploy to prod?' --timeout 60s; echo asked-$?"),
+    );
+    if !wait_until(DEADLINE, || env.agent(&id)["status_source"] == "approval") {
+        panic!(
+            "not waiting: {}\nscreen: {}",
+            env.agent(&id),
+            env.output(&id)
+        );
+    }
+    assert_eq!(env.agent(&id)["waiting_reason"], "Deploy to prod?");
+    let pending = env.call("GET", "/approvals?status=pending", None).json();
+    let ap = &pending["approvals"][0];
+    assert_eq!(ap["context"]["agent_id"], id.as_str());
+    let apid = ap["id"].as_str().unwrap();
+    env.d().post_json_auth(
+        &format!("/approvals/{apid}"),
+        &json!({"decision": "approve"}),
+    );
+    wait_for(DEADLINE, "ask returned", || {
+        env.output(&id).contains("asked-0")
+    });
+    wait_for(DEADLINE, "no longer waiting on the approval", || {
+        env.agent(&id)["status_source"] != "approval"
+    });
+}

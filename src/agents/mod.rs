@@ -7,8 +7,8 @@
 //! tmux's `pipe-pane`, so it keeps flowing while the daemon is down).
 //!
 //! Status sources, highest rank first: process death, then the agent's hook
-//! report, then a pending approval whose `context.agent_id` (or `session_id`)
-//! names the session, then screen patterns (captured only when the log grew),
+//! report, then a pending approval whose `context.agent_id` names the
+//! session, then screen patterns (captured only when the log grew),
 //! then silence.
 
 pub mod procs;
@@ -109,6 +109,14 @@ struct Live {
     last_growth: Instant,
     screen: Screen,
     killing: bool,
+    /// Inputs of this session, applied in order by its input thread.
+    inputs: Option<crossbeam_channel::Sender<Input>>,
+}
+
+/// One queued input.
+enum Input {
+    Text(String, bool),
+    Keys(Vec<String>),
 }
 
 struct State {
@@ -247,6 +255,7 @@ impl Agents {
                                 last_growth: Instant::now(),
                                 screen: Screen::Plain,
                                 killing: false,
+                                inputs: None,
                             }),
                         ),
                     );
@@ -398,6 +407,7 @@ impl Agents {
                     last_growth: Instant::now(),
                     screen: Screen::Plain,
                     killing: false,
+                    inputs: None,
                 }),
             ),
         );
@@ -493,72 +503,114 @@ impl Agents {
         }
     }
 
-    /// Paste `text` literally; with `submit`, press Enter after `submit_delay_ms`
-    /// (in the background) and once more if the screen did not change.
+    /// Queue `text` to be pasted literally; with `submit`, Enter follows after
+    /// `submit_delay_ms` and once more if the screen did not change. Inputs of a
+    /// session are applied in order by its own input thread.
     /// Errors: [`AgentError::NotFound`], [`AgentError::NotRunning`].
     pub fn input_text(&self, id: &str, text: &str, submit: bool) -> Result<(), AgentError> {
-        let (pane, delay) = {
-            let mut st = lock(&self.0.state);
-            let (a, l) = self.live_pane(&mut st, id)?;
-            if !text.is_empty() {
-                self.0
-                    .tmux
-                    .paste(&a.tmux_pane, text)
-                    .map_err(|e| AgentError::Internal(e.to_string()))?;
-            }
-            a.last_activity = Some(crate::time::now_rfc3339());
-            (a.tmux_pane.clone(), l.spec.submit_delay_ms)
-        };
+        self.queue(id, Input::Text(text.to_string(), submit))?;
         self.emit(
             "agent.input",
             json!({"session_id": id, "length": text.chars().count(), "submit": submit}),
         );
-        if submit {
-            let me = self.clone();
-            let id = id.to_string();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(delay));
-                let before = {
-                    let mut st = lock(&me.0.state);
-                    if me.live_pane(&mut st, &id).is_err() {
-                        return;
-                    }
-                    let before = me.0.tmux.capture(&pane).map(|c| c.0).ok();
-                    let _ = me.0.tmux.send_keys(&pane, &["Enter".to_string()]);
-                    before
-                };
-                let end = Instant::now() + Duration::from_millis(delay.clamp(300, 2000));
-                while Instant::now() < end {
-                    std::thread::sleep(Duration::from_millis(50));
-                    if me.0.tmux.capture(&pane).map(|c| c.0).ok() != before {
-                        return;
-                    }
-                }
-                let mut st = lock(&me.0.state);
-                if me.live_pane(&mut st, &id).is_ok() {
-                    let _ = me.0.tmux.send_keys(&pane, &["Enter".to_string()]);
-                }
-            });
-        }
         Ok(())
     }
 
-    /// Send tmux key names. Errors: not found, not running, a bad key name (400).
+    /// Queue tmux key names (`Enter`, `C-c`, `Up`). Errors: not found, not running.
     pub fn input_keys(&self, id: &str, keys: &[String]) -> Result<(), AgentError> {
-        {
-            let mut st = lock(&self.0.state);
-            let (a, _) = self.live_pane(&mut st, id)?;
-            self.0
-                .tmux
-                .send_keys(&a.tmux_pane, keys)
-                .map_err(|e| AgentError::Invalid(e.to_string()))?;
-            a.last_activity = Some(crate::time::now_rfc3339());
-        }
+        self.queue(id, Input::Keys(keys.to_vec()))?;
         self.emit(
             "agent.input",
             json!({"session_id": id, "length": 0, "keys": keys.len()}),
         );
         Ok(())
+    }
+
+    fn queue(&self, id: &str, input: Input) -> Result<(), AgentError> {
+        let mut st = lock(&self.0.state);
+        let (a, l) = self.live_pane(&mut st, id)?;
+        a.last_activity = Some(crate::time::now_rfc3339());
+        let tx = match &l.inputs {
+            Some(tx) => tx.clone(),
+            None => {
+                let (tx, rx) = crossbeam_channel::unbounded();
+                let me = self.clone();
+                let (id2, pane) = (id.to_string(), a.tmux_pane.clone());
+                std::thread::Builder::new()
+                    .name(format!("input-{id}"))
+                    .spawn(move || {
+                        for i in rx {
+                            me.apply(&id2, &pane, i);
+                        }
+                    })
+                    .map_err(|e| AgentError::Internal(format!("cannot start input thread: {e}")))?;
+                l.inputs = Some(tx.clone());
+                tx
+            }
+        };
+        tx.send(input)
+            .map_err(|_| AgentError::NotRunning(format!("agent '{id}' is not running")))
+    }
+
+    /// Apply one input. The pane is checked alive right before each paste or
+    /// key, under the state lock (a paste into a dead pane has crashed tmux).
+    fn apply(&self, id: &str, pane: &str, input: Input) {
+        let (text, submit) = match input {
+            Input::Keys(k) => {
+                let st = lock(&self.0.state);
+                if self.0.tmux.pane_alive(pane) {
+                    let _ = self.0.tmux.send_keys(pane, &k);
+                }
+                drop(st);
+                return;
+            }
+            Input::Text(t, s) => (t, s),
+        };
+        let delay = {
+            let st = lock(&self.0.state);
+            let Some(d) = st
+                .agents
+                .get(id)
+                .and_then(|(_, l)| l.as_ref())
+                .map(|l| l.spec.submit_delay_ms)
+            else {
+                return;
+            };
+            if !text.is_empty() && self.0.tmux.pane_alive(pane) {
+                let _ = self.0.tmux.paste(pane, &text);
+            }
+            d
+        };
+        if !submit {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(delay));
+        let before = {
+            let st = lock(&self.0.state);
+            let live = st
+                .agents
+                .get(id)
+                .is_some_and(|(_, l)| l.as_ref().is_some_and(|l| !l.killing));
+            if !live || !self.0.tmux.pane_alive(pane) {
+                return;
+            }
+            let before = self.0.tmux.capture(pane).map(|c| c.0).ok();
+            let _ = self.0.tmux.send_keys(pane, &["Enter".to_string()]);
+            drop(st);
+            before
+        };
+        let end = Instant::now() + Duration::from_millis(delay.clamp(300, 2000));
+        while Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(50));
+            if self.0.tmux.capture(pane).map(|c| c.0).ok() != before {
+                return;
+            }
+        }
+        let st = lock(&self.0.state);
+        if self.0.tmux.pane_alive(pane) {
+            let _ = self.0.tmux.send_keys(pane, &["Enter".to_string()]);
+        }
+        drop(st);
     }
 
     /// The visible screen `(text, cols, rows, cursor_x, cursor_y)`.
@@ -704,7 +756,6 @@ impl Agents {
                 let id = ap
                     .context
                     .get("agent_id")
-                    .or_else(|| ap.context.get("session_id"))
                     .and_then(|v| v.as_str())?
                     .to_string();
                 Some((id, ap.title))

@@ -77,3 +77,48 @@ pub fn judge(spec: &SessionSpec, text: &str) -> Screen {
     }
     Screen::Plain
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::agents::SessionSpec;
+
+    fn spec(d: Detect) -> SessionSpec {
+        SessionSpec {
+            interactive: vec!["x".into()],
+            resume: None,
+            detect: d,
+            prompt_patterns: vec![Pattern::new("(y/n)").unwrap()],
+            busy_patterns: vec![Pattern::new("re:WORK(ING)?").unwrap()],
+            idle_after_ms: 1,
+            submit_delay_ms: 0,
+            max_sessions: 1,
+        }
+    }
+
+    #[test]
+    fn prompts_win_over_busy_and_only_the_tail_counts() {
+        let s = spec(Detect::Claude);
+        assert_eq!(
+            judge(&s, "WORKING\nProceed? (y/n)\n\n"),
+            Screen::Waiting("Proceed? (y/n)".into())
+        );
+        assert_eq!(judge(&s, "x\n  esc to interrupt\n"), Screen::Busy);
+        assert_eq!(
+            judge(&s, " Do you want to proceed?\n ❯ 1. Yes\n   2. No\n"),
+            Screen::Waiting("Do you want to proceed?".into())
+        );
+        let old = format!("(y/n)\n{}", "line\n".repeat(20));
+        assert_eq!(judge(&s, &old), Screen::Plain);
+        assert_eq!(judge(&spec(Detect::Shell), "$ "), Screen::Plain);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn judging_any_screen_never_panics(t in "(?s).{0,300}") {
+            for d in [Detect::Claude, Detect::Codex, Detect::Gemini, Detect::Aider, Detect::Opencode, Detect::Shell] {
+                let _ = judge(&spec(d), &t);
+            }
+        }
+    }
+}

@@ -350,6 +350,13 @@ mod tests {
         assert!(parse_version("tmux 3.2").unwrap() >= MIN_VERSION);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn version_parsing_never_panics(s in "(tmux )?[a-z0-9.-]{0,12}") {
+            let _ = parse_version(&s);
+        }
+    }
+
     #[test]
     fn quoting() {
         assert_eq!(shell_quote("a'b"), "'a'\\''b'");

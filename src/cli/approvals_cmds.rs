@@ -135,6 +135,10 @@ pub struct ClaudeCodeArgs {
     /// 'Bash|Edit|Write'); other tools are allowed at once.
     #[arg(long = "match", value_name = "TOOL_REGEX")]
     pub matcher: Option<String>,
+    /// Instead: report an agent session's status from its UserPromptSubmit,
+    /// Stop, Notification and SessionStart hooks (uses ORCHESTRATR_AGENT_ID).
+    #[arg(long)]
+    pub agent_status: bool,
 }
 
 /// The hook's answer when an approval expires.
@@ -487,6 +491,11 @@ pub(super) fn ask(env: &Env, a: &AskArgs) -> u8 {
     if let Some(c) = context {
         body["context"] = c;
     }
+    if let Ok(id) = std::env::var("ORCHESTRATR_AGENT_ID")
+        && (body["context"].is_null() || body["context"].is_object())
+    {
+        body["context"]["agent_id"] = json!(id); // its agent session turns `waiting`
+    }
     let created = env
         .client()
         .and_then(|c| c.post("/approvals", Some(&body), &env.paths));
@@ -558,6 +567,7 @@ const HOOK_BLOCK: u8 = 2;
 
 pub(super) fn hook(env: &Env, a: &HookArgs) -> u8 {
     match &a.agent {
+        HookAgent::ClaudeCode(args) if args.agent_status => super::agent_hook::run(env),
         HookAgent::ClaudeCode(args) => {
             match catch_unwind(AssertUnwindSafe(|| claude_code(env, args))) {
                 Ok(code) => code,
@@ -709,6 +719,9 @@ fn claude_code_verdict(env: &Env, args: &ClaudeCodeArgs) -> Result<Verdict, Stri
         }
     }
     context.insert("tool_name".into(), json!(tool));
+    if let Ok(id) = std::env::var("ORCHESTRATR_AGENT_ID") {
+        context.insert("agent_id".into(), json!(id)); // its agent session turns `waiting`
+    }
     let input_len = tool_input.to_string().len();
     if input_len > CONTEXT_INPUT_MAX {
         context.insert("tool_input".into(), Value::Null);

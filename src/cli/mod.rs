@@ -2,6 +2,7 @@
 //! subcommand is a client of a running daemon (see `docs/api.md` for exit codes).
 
 pub mod agent_cmds;
+mod agent_hook;
 pub mod approvals_cmds;
 mod daemon_cmds;
 mod events_cmds;

@@ -274,6 +274,85 @@ pub(super) fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ConfigError, load};
+
+    fn load_text(text: &str) -> Result<crate::config::Config, Vec<Diagnostic>> {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join("config.yml"), text).expect("write");
+        match load(d.path()) {
+            Ok(c) => Ok(c),
+            Err(ConfigError::Invalid(v)) => Err(v),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn session_keys_parse_with_defaults() {
+        let c = load_text(
+            "agents:\n  claude:\n    interactive: [claude]\n    resume: [claude, --resume, '{resume_id}']\n    detect: claude\n    busy_patterns: ['re:\\d+s']\n  batch:\n    delegate: [x, '{prompt}']\n",
+        )
+        .expect("valid");
+        let s = c.exec.agents["claude"]
+            .session
+            .clone()
+            .expect("interactive");
+        assert_eq!(s.interactive, vec!["claude"]);
+        assert_eq!(s.detect, Detect::Claude);
+        assert_eq!(s.idle_after_ms, DEFAULT_IDLE_AFTER_MS);
+        assert_eq!(s.submit_delay_ms, DEFAULT_SUBMIT_DELAY_MS);
+        assert_eq!(s.max_sessions, DEFAULT_MAX_SESSIONS);
+        assert!(s.busy_patterns[0].is_match("12s"));
+        assert!(c.exec.agents["claude"].delegate.is_empty());
+        assert!(c.exec.agents["batch"].session.is_none());
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn session_keys_are_validated_with_positions() {
+        let e = load_text(
+            "agents:\n  a:\n    interactive: []\n  b:\n    interactive: [x]\n    detect: vim\n    idle_after_ms: 0\n    max_sessions: 1000\n    prompt_patterns: ['re:(']\n    resume: [x]\n  c:\n    pool: default\n",
+        )
+        .expect_err("invalid");
+        let m: Vec<String> = e
+            .iter()
+            .map(|d| format!("{}:{} {}", d.line, d.column, d.message))
+            .collect();
+        let has = |s: &str| m.iter().any(|x| x.contains(s));
+        assert!(
+            has("3:18 agent 'a': interactive must be a non-empty argv"),
+            "{m:?}"
+        );
+        assert!(has("6:13 agent 'b': unknown detect 'vim'"), "{m:?}");
+        assert!(
+            has("7:20 agent 'b': idle_after_ms must be between 1 and 86400000, not 0"),
+            "{m:?}"
+        );
+        assert!(
+            has("agent 'b': max_sessions must be between 1 and 256, not 1000"),
+            "{m:?}"
+        );
+        assert!(
+            has("agent 'b': prompt_patterns: bad pattern 're:('"),
+            "{m:?}"
+        );
+        assert!(has("agent 'b': resume must contain {resume_id}"), "{m:?}");
+        assert!(
+            has("agent 'c': needs delegate, interactive or both"),
+            "{m:?}"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pattern_parsing_never_panics(s in ".{0,40}") {
+            if let Ok(p) = Pattern::new(&s) {
+                let _ = p.is_match(&s);
+                if !s.starts_with("re:") {
+                    proptest::prop_assert!(p.is_match(&s));
+                }
+            }
+        }
+    }
 
     #[test]
     fn patterns_substring_and_regex() {
