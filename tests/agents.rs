@@ -155,6 +155,19 @@ fn spawn_list_statuses_and_kill() {
     wait_for(DEADLINE, "the answer recorded", || {
         received(&env, "one").contains("answer:y")
     });
+    // argv and env never appear on the tmux server's (or the wrapper's) command
+    // line; the spec file is gone once read.
+    assert!(!env.state.join(format!("agents/{id}/spec.json")).exists());
+    for p in all_pids() {
+        let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("tmux.sock") || cmd.contains("agent-exec") {
+            assert!(
+                !cmd.contains("standin_agent.py") && !cmd.contains("one.txt"),
+                "{cmd}"
+            );
+        }
+    }
     // List, filters.
     let l = env.call("GET", "/agents?agent_type=standin", None).json();
     assert_eq!(l["total"], 1);
@@ -562,4 +575,24 @@ fn orchestratr_ask_inside_a_session_makes_it_waiting() {
     wait_for(DEADLINE, "no longer waiting on the approval", || {
         env.agent(&id)["status_source"] != "approval"
     });
+}
+
+#[test]
+fn reload_applies_to_new_spawns() {
+    let env = Env::new();
+    let id = env.spawn("a")["session_id"].as_str().unwrap().to_string();
+    let cfg = config(&env.ws).replace("max_sessions: 4", "max_sessions: 1");
+    std::fs::write(env.d().cfg_dir.join("config.yml"), cfg).unwrap();
+    let (st, v) = env.d().post_auth("/reload");
+    assert!(st < 300, "{v}");
+    let body = json!({"agent_type": "standin", "working_dir": env.ws});
+    wait_for(DEADLINE, "max_sessions 1 applies", || {
+        env.call("POST", "/agents/spawn", Some(&body)).status == 409
+    });
+    assert_eq!(
+        env.call("DELETE", &format!("/agents/{id}"), None).status,
+        200
+    );
+    let r = env.call("POST", "/agents/spawn", Some(&body));
+    assert_eq!(r.status, 201, "{}", r.text());
 }
