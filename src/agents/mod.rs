@@ -109,6 +109,9 @@ struct Live {
     last_growth: Instant,
     screen: Screen,
     killing: bool,
+    /// When this daemon started tracking it (a pane listing older than this
+    /// cannot show it).
+    since: Instant,
     /// Inputs of this session, applied in order by its input thread.
     inputs: Option<crossbeam_channel::Sender<Input>>,
 }
@@ -222,7 +225,15 @@ impl Agents {
     }
 
     fn adopt(&self) {
-        let panes = self.0.tmux.list_panes();
+        let panes = self
+            .0
+            .tmux
+            .list_panes()
+            .or_else(|| {
+                std::thread::sleep(Duration::from_millis(200));
+                self.0.tmux.list_panes()
+            })
+            .unwrap_or_default();
         let cfg = lock(&self.0.cfg).clone();
         let mut st = lock(&self.0.state);
         for mut a in record::load_all(&self.0.root) {
@@ -255,6 +266,7 @@ impl Agents {
                                 last_growth: Instant::now(),
                                 screen: Screen::Plain,
                                 killing: false,
+                                since: Instant::now(),
                                 inputs: None,
                             }),
                         ),
@@ -407,6 +419,7 @@ impl Agents {
                     last_growth: Instant::now(),
                     screen: Screen::Plain,
                     killing: false,
+                    since: Instant::now(),
                     inputs: None,
                 }),
             ),
@@ -772,7 +785,8 @@ impl Agents {
             return;
         }
         let pending = self.pending_by_agent();
-        let panes = scan.then(|| self.0.tmux.list_panes());
+        let listed_at = Instant::now();
+        let panes = if scan { self.0.tmux.list_panes() } else { None };
         let mut st = lock(&self.0.state);
         for (id, (a, live)) in st.agents.iter_mut() {
             let Some(l) = live.as_mut() else { continue };
@@ -783,9 +797,10 @@ impl Agents {
             let len = file_len(&dir.join("output.log"));
             a.output_bytes = len;
             let exit = wrapper::read_exit(&dir);
-            let gone = panes
-                .as_ref()
-                .is_some_and(|p| !p.iter().any(|p| p.pane_id == a.tmux_pane && !p.dead));
+            let gone = l.since < listed_at
+                && panes
+                    .as_ref()
+                    .is_some_and(|p| !p.iter().any(|p| p.pane_id == a.tmux_pane && !p.dead));
             if exit.is_some() || gone {
                 // Let the pipe deliver the last bytes before the size is final.
                 a.exit_code = exit.map(|e| e.code);

@@ -241,31 +241,43 @@ impl Tmux {
             .map(|_| ())
     }
 
-    /// Every pane of the server (an empty list when no server runs).
-    pub fn list_panes(&self) -> Vec<PaneInfo> {
+    /// Every pane of the server: an empty list when no server runs, `None`
+    /// when tmux failed otherwise (then nothing can be concluded).
+    pub fn list_panes(&self) -> Option<Vec<PaneInfo>> {
         if !self.socket.exists() {
-            return Vec::new();
+            return Some(Vec::new());
         }
-        let Ok(out) = self.run(&[
+        let out = match self.run(&[
             "list-panes",
             "-a",
             "-F",
             "#{session_id}\t#{@orchestratr_id}\t#{pane_id}\t#{pane_pid}\t#{pane_dead}",
-        ]) else {
-            return Vec::new();
+        ]) {
+            Ok(o) => o,
+            Err(TmuxError::Failed(m))
+                if m.contains("no server running") || m.contains("error connecting to") =>
+            {
+                return Some(Vec::new());
+            }
+            Err(e) => {
+                log::warn!("cannot list tmux panes: {e}");
+                return None;
+            }
         };
-        out.lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split('\t').collect();
-                (f.len() == 5).then(|| PaneInfo {
-                    session_id: f[0].into(),
-                    tag: f[1].into(),
-                    pane_id: f[2].into(),
-                    pid: f[3].parse().unwrap_or(0),
-                    dead: f[4] == "1",
+        Some(
+            out.lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split('\t').collect();
+                    (f.len() == 5).then(|| PaneInfo {
+                        session_id: f[0].into(),
+                        tag: f[1].into(),
+                        pane_id: f[2].into(),
+                        pid: f[3].parse().unwrap_or(0),
+                        dead: f[4] == "1",
+                    })
                 })
-            })
-            .collect()
+                .collect(),
+        )
     }
 
     /// Is `pane` alive (exists and its process has not exited)?
