@@ -718,15 +718,34 @@ impl Agents {
                 .agents
                 .get_mut(id)
                 .ok_or_else(|| AgentError::NotFound(id.into()))?;
-            if let Some(l) = l {
-                l.killing = true;
-            }
-            (a.pid, a.tmux_session.clone())
+            // Only a live session's PID is ours to signal: an ended one's may
+            // have been reused by an unrelated process.
+            let pid = match l {
+                Some(l) => {
+                    l.killing = true;
+                    a.pid
+                }
+                None => None,
+            };
+            (pid, a.tmux_session.clone())
         };
         if let Some(pid) = pid {
             procs::terminate_tree(pid, Duration::from_millis(KILL_GRACE_MS));
         }
-        let _ = self.0.tmux.kill_session(&session);
+        // Session ids restart with the tmux server: kill the session that
+        // carries our tag (falling back to the recorded id only if tmux cannot
+        // be listed and the session was live).
+        match self.0.tmux.list_panes() {
+            Some(panes) => {
+                if let Some(p) = panes.iter().find(|p| p.tag == id) {
+                    let _ = self.0.tmux.kill_session(&p.session_id);
+                }
+            }
+            None if pid.is_some() => {
+                let _ = self.0.tmux.kill_session(&session);
+            }
+            None => {}
+        }
         let mut st = lock(&self.0.state);
         let (a, l) = st
             .agents
@@ -798,9 +817,10 @@ impl Agents {
             a.output_bytes = len;
             let exit = wrapper::read_exit(&dir);
             let gone = l.since < listed_at
-                && panes
-                    .as_ref()
-                    .is_some_and(|p| !p.iter().any(|p| p.pane_id == a.tmux_pane && !p.dead));
+                && panes.as_ref().is_some_and(|p| {
+                    !p.iter()
+                        .any(|p| p.pane_id == a.tmux_pane && p.tag == *id && !p.dead)
+                });
             if exit.is_some() || gone {
                 // Let the pipe deliver the last bytes before the size is final.
                 a.exit_code = exit.map(|e| e.code);
