@@ -596,3 +596,104 @@ fn reload_applies_to_new_spawns() {
     let r = env.call("POST", "/agents/spawn", Some(&body));
     assert_eq!(r.status, 201, "{}", r.text());
 }
+
+#[test]
+fn live_stream_resumes_by_offset_with_every_byte_once() {
+    let env = Env::new();
+    let r = env.call(
+        "POST",
+        "/agents/spawn",
+        Some(
+            &json!({"agent_type": "standin", "working_dir": env.ws, "prompt": "first message",
+                     "env": {"STANDIN_LOG": env.ws.join("live.txt")}}),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["status"], "starting");
+    let id = r.json()["session_id"].as_str().unwrap().to_string();
+    let auth = env.d().auth_header();
+    let path = format!("/agents/{id}/stream");
+    let mut s = SseClient::connect(env.d().port, &path, &[("Authorization", &auth)]);
+    let mut text = String::new();
+    let mut last: Option<String> = None;
+    let mut statuses = Vec::new();
+    let mut read_until =
+        |s: &mut SseClient, text: &mut String, last: &mut Option<String>, what: &str| {
+            wait_for(DEADLINE, what, || {
+                if let Some(f) = s.next_frame(Duration::from_millis(200)) {
+                    match f.event.as_deref() {
+                        Some("output") => {
+                            let v = f.json();
+                            let off = v["offset"].as_u64().unwrap() as usize;
+                            assert_eq!(off, text.len(), "no gap, no repeat");
+                            text.push_str(v["text"].as_str().unwrap());
+                            assert_eq!(f.id.as_deref().unwrap(), text.len().to_string());
+                            *last = f.id.clone();
+                        }
+                        Some("status") => {
+                            statuses.push(f.json()["status"].as_str().unwrap().to_string())
+                        }
+                        _ => {}
+                    }
+                }
+                text.contains(what)
+            });
+        };
+    // The spawn prompt arrives once the agent has started.
+    read_until(&mut s, &mut text, &mut last, "echo: first message");
+    env.send(&id, "second");
+    read_until(&mut s, &mut text, &mut last, "echo: second");
+    drop(s);
+    env.send(&id, "third while away");
+    wait_for(DEADLINE, "third in the log", || {
+        env.output(&id).contains("echo: third")
+    });
+    let lei = last.clone().unwrap();
+    let mut s = SseClient::connect(
+        env.d().port,
+        &path,
+        &[("Authorization", &auth), ("Last-Event-ID", &lei)],
+    );
+    read_until(&mut s, &mut text, &mut last, "echo: third while away");
+    env.send(&id, "quit");
+    let frames = s
+        .read_until_closed(DEADLINE)
+        .expect("stream ends with the session");
+    for f in frames
+        .iter()
+        .filter(|f| f.event.as_deref() == Some("output"))
+    {
+        text.push_str(f.json()["text"].as_str().unwrap());
+    }
+    assert!(frames.iter().any(|f| f.event.as_deref() == Some("end")));
+    assert_eq!(text, env.output(&id), "every byte exactly once");
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s == "starting" || s == "running" || s == "idle")
+    );
+}
+
+#[test]
+fn missing_tmux_is_launch_failed_with_details() {
+    let dirs = Dirs::new();
+    let ws = dirs.scratch().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    dirs.write("config.yml", &config(&ws));
+    let d = Daemon::start_env(dirs, &[], &[("ORCHESTRATR_TMUX", "/nonexistent/tmux")]);
+    let auth = d.auth_header();
+    let r = d.request(
+        "POST",
+        "/agents/spawn",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        json!({"agent_type": "shell", "working_dir": ws})
+            .to_string()
+            .as_bytes(),
+    );
+    let v = assert_error(&r, 422, "launch_failed");
+    assert_eq!(v["details"]["tmux_version"], "none", "{v}");
+    assert_eq!(v["details"]["argv0"], "/bin/sh", "{v}");
+}

@@ -207,6 +207,12 @@ impl Agents {
     /// Stop the monitor thread (sessions keep running: they are the user's work).
     pub fn shutdown(&self) {
         self.0.stop.store(true, Ordering::SeqCst);
+        // Closing the input queues ends the input threads.
+        for (_, l) in lock(&self.0.state).agents.values_mut() {
+            if let Some(l) = l {
+                l.inputs = None;
+            }
+        }
     }
 
     /// The tmux server handle (tests, `attach`).
