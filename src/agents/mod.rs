@@ -386,9 +386,13 @@ impl Agents {
             .0
             .tmux
             .new_session(&id, &cwd, cols, rows, &wargv)
-            .map_err(|e| launch_failed(e.to_string(), version.clone()))?;
+            .map_err(|e| {
+                let _ = std::fs::remove_dir_all(&dir);
+                launch_failed(e.to_string(), version.clone())
+            })?;
         if let Err(e) = self.0.tmux.pipe_pane(&pane, &log) {
             let _ = self.0.tmux.kill_session(&session);
+            let _ = std::fs::remove_dir_all(&dir);
             return Err(launch_failed(e.to_string(), version));
         }
         std::fs::write(dir.join("go"), b"").map_err(io)?;
@@ -613,7 +617,7 @@ impl Agents {
             if !live || !self.0.tmux.pane_alive(pane) {
                 return;
             }
-            let before = self.0.tmux.capture(pane).map(|c| c.0).ok();
+            let before = self.0.tmux.capture_text(pane).ok();
             let _ = self.0.tmux.send_keys(pane, &["Enter".to_string()]);
             drop(st);
             before
@@ -621,7 +625,7 @@ impl Agents {
         let end = Instant::now() + Duration::from_millis(delay.clamp(300, 2000));
         while Instant::now() < end {
             std::thread::sleep(Duration::from_millis(50));
-            if self.0.tmux.capture(pane).map(|c| c.0).ok() != before {
+            if self.0.tmux.capture_text(pane).ok() != before {
                 return;
             }
         }
@@ -850,8 +854,8 @@ impl Agents {
             } else if let Some(t) = pending.get(id) {
                 (Status::Waiting, Source::Approval, Some(t.clone()))
             } else {
-                if grew && let Ok(c) = self.0.tmux.capture(&a.tmux_pane) {
-                    l.screen = status::judge(&l.spec, &c.0);
+                if grew && let Ok(t) = self.0.tmux.capture_text(&a.tmux_pane) {
+                    l.screen = status::judge(&l.spec, &t);
                 }
                 let silent = l.last_growth.elapsed() >= Duration::from_millis(l.spec.idle_after_ms);
                 match &l.screen {

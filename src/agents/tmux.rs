@@ -206,7 +206,7 @@ impl Tmux {
             "--",
         ];
         args.extend(argv.iter().map(String::as_str));
-        let cmd = if under_systemd() && !self.server_running() {
+        let out = if under_systemd() && !self.server_running() {
             let mut c = Command::new("systemd-run");
             c.args(["--user", "--scope", "--quiet", "--collect", "--"])
                 .arg(&self.program)
@@ -217,11 +217,20 @@ impl Tmux {
                 .env_remove("TMUX")
                 .env_remove("TMUX_PANE")
                 .stdin(Stdio::null());
-            c
+            // No user manager reachable (no lingering, no session bus): run
+            // it plainly rather than not at all.
+            match self.run_cmd(c, &args, None) {
+                Ok(o) => o,
+                Err(e) => {
+                    log::warn!(
+                        "systemd-run --user --scope failed ({e}); starting tmux without a scope"
+                    );
+                    self.run(&args)?
+                }
+            }
         } else {
-            self.command()
+            self.run(&args)?
         };
-        let out = self.run_cmd(cmd, &args, None)?;
         let mut it = out.trim().split('\t');
         let (Some(s), Some(p), Some(pid)) = (it.next(), it.next(), it.next()) else {
             return Err(TmuxError::Failed(format!(
@@ -304,6 +313,11 @@ impl Tmux {
         let mut args = vec!["send-keys", "-t", pane];
         args.extend(keys.iter().map(String::as_str));
         self.run(&args).map(|_| ())
+    }
+
+    /// The visible text only (one tmux call; what the status engine needs).
+    pub fn capture_text(&self, pane: &str) -> Result<String, TmuxError> {
+        self.run(&["capture-pane", "-p", "-J", "-t", pane])
     }
 
     /// The visible screen: `(text, cols, rows, cursor_x, cursor_y)`.
