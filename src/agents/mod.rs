@@ -9,8 +9,12 @@
 //! Status sources, highest rank first: process death, then the agent's hook
 //! report, then a pending approval whose `context.agent_id` names the
 //! session, then screen patterns (captured only when the log grew),
-//! then silence.
+//! then silence. Layout: `engine.rs` (status engine), `input.rs` (input queue),
+//! `tmux.rs` (the private server), `wrapper.rs` (`agent-exec`), this file
+//! (spawn, re-adoption, kill, queries).
 
+mod engine;
+mod input;
 pub mod procs;
 pub mod record;
 pub mod status;
@@ -24,7 +28,7 @@ use crate::events::{Bus, NewEvent};
 use record::{Agent, Source, Status};
 use serde_json::json;
 use status::Screen;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -113,13 +117,7 @@ struct Live {
     /// cannot show it).
     since: Instant,
     /// Inputs of this session, applied in order by its input thread.
-    inputs: Option<crossbeam_channel::Sender<Input>>,
-}
-
-/// One queued input.
-enum Input {
-    Text(String, bool),
-    Keys(Vec<String>),
+    inputs: Option<crossbeam_channel::Sender<input::Input>>,
 }
 
 struct State {
@@ -526,116 +524,6 @@ impl Agents {
         }
     }
 
-    /// Queue `text` to be pasted literally; with `submit`, Enter follows after
-    /// `submit_delay_ms` and once more if the screen did not change. Inputs of a
-    /// session are applied in order by its own input thread.
-    /// Errors: [`AgentError::NotFound`], [`AgentError::NotRunning`].
-    pub fn input_text(&self, id: &str, text: &str, submit: bool) -> Result<(), AgentError> {
-        self.queue(id, Input::Text(text.to_string(), submit))?;
-        self.emit(
-            "agent.input",
-            json!({"session_id": id, "length": text.chars().count(), "submit": submit}),
-        );
-        Ok(())
-    }
-
-    /// Queue tmux key names (`Enter`, `C-c`, `Up`). Errors: not found, not running.
-    pub fn input_keys(&self, id: &str, keys: &[String]) -> Result<(), AgentError> {
-        self.queue(id, Input::Keys(keys.to_vec()))?;
-        self.emit(
-            "agent.input",
-            json!({"session_id": id, "length": 0, "keys": keys.len()}),
-        );
-        Ok(())
-    }
-
-    fn queue(&self, id: &str, input: Input) -> Result<(), AgentError> {
-        let mut st = lock(&self.0.state);
-        let (a, l) = self.live_pane(&mut st, id)?;
-        a.last_activity = Some(crate::time::now_rfc3339());
-        let tx = match &l.inputs {
-            Some(tx) => tx.clone(),
-            None => {
-                let (tx, rx) = crossbeam_channel::unbounded();
-                let me = self.clone();
-                let (id2, pane) = (id.to_string(), a.tmux_pane.clone());
-                std::thread::Builder::new()
-                    .name(format!("input-{id}"))
-                    .spawn(move || {
-                        for i in rx {
-                            me.apply(&id2, &pane, i);
-                        }
-                    })
-                    .map_err(|e| AgentError::Internal(format!("cannot start input thread: {e}")))?;
-                l.inputs = Some(tx.clone());
-                tx
-            }
-        };
-        tx.send(input)
-            .map_err(|_| AgentError::NotRunning(format!("agent '{id}' is not running")))
-    }
-
-    /// Apply one input. The pane is checked alive right before each paste or
-    /// key, under the state lock (a paste into a dead pane has crashed tmux).
-    fn apply(&self, id: &str, pane: &str, input: Input) {
-        let (text, submit) = match input {
-            Input::Keys(k) => {
-                let st = lock(&self.0.state);
-                if self.0.tmux.pane_alive(pane) {
-                    let _ = self.0.tmux.send_keys(pane, &k);
-                }
-                drop(st);
-                return;
-            }
-            Input::Text(t, s) => (t, s),
-        };
-        let delay = {
-            let st = lock(&self.0.state);
-            let Some(d) = st
-                .agents
-                .get(id)
-                .and_then(|(_, l)| l.as_ref())
-                .map(|l| l.spec.submit_delay_ms)
-            else {
-                return;
-            };
-            if !text.is_empty() && self.0.tmux.pane_alive(pane) {
-                let _ = self.0.tmux.paste(pane, &text);
-            }
-            d
-        };
-        if !submit {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(delay));
-        let before = {
-            let st = lock(&self.0.state);
-            let live = st
-                .agents
-                .get(id)
-                .is_some_and(|(_, l)| l.as_ref().is_some_and(|l| !l.killing));
-            if !live || !self.0.tmux.pane_alive(pane) {
-                return;
-            }
-            let before = self.0.tmux.capture_text(pane).ok();
-            let _ = self.0.tmux.send_keys(pane, &["Enter".to_string()]);
-            drop(st);
-            before
-        };
-        let end = Instant::now() + Duration::from_millis(delay.clamp(300, 2000));
-        while Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(50));
-            if self.0.tmux.capture_text(pane).ok() != before {
-                return;
-            }
-        }
-        let st = lock(&self.0.state);
-        if self.0.tmux.pane_alive(pane) {
-            let _ = self.0.tmux.send_keys(pane, &["Enter".to_string()]);
-        }
-        drop(st);
-    }
-
     /// The visible screen `(text, cols, rows, cursor_x, cursor_y)`.
     /// Errors: not found; not running once the pane is gone.
     pub fn screen(&self, id: &str) -> Result<(String, u32, u32, u32, u32), AgentError> {
@@ -658,65 +546,6 @@ impl Agents {
             .get(id)
             .ok_or_else(|| AgentError::NotFound(id.into()))?;
         Ok(self.0.tmux.attach_argv(&a.tmux_session))
-    }
-
-    /// An agent's own report (`POST /agents/{id}/status`): wins over approvals,
-    /// screen and silence until the process ends or the next report.
-    /// Errors: not found, not running.
-    pub fn report_status(
-        &self,
-        id: &str,
-        status: Status,
-        reason: Option<String>,
-        resume_id: Option<String>,
-    ) -> Result<Agent, AgentError> {
-        let mut st = lock(&self.0.state);
-        let (a, l) = st
-            .agents
-            .get_mut(id)
-            .ok_or_else(|| AgentError::NotFound(id.into()))?;
-        let Some(l) = l else {
-            return Err(AgentError::NotRunning(format!(
-                "agent '{id}' is not running"
-            )));
-        };
-        l.hook = Some((status, reason.clone()));
-        if resume_id.is_some() {
-            a.resume_id = resume_id;
-        }
-        let changed = self.set_status(a, status, Source::Hook, reason);
-        if !changed {
-            self.save(a);
-        }
-        Ok(a.clone())
-    }
-
-    /// Set a status; saves and emits `agent.status` when it changed.
-    fn set_status(
-        &self,
-        a: &mut Agent,
-        status: Status,
-        source: Source,
-        reason: Option<String>,
-    ) -> bool {
-        let reason = if status == Status::Waiting {
-            reason
-        } else {
-            None
-        };
-        if a.status == status && a.status_source == source && a.waiting_reason == reason {
-            return false;
-        }
-        a.status = status;
-        a.status_source = source;
-        a.waiting_reason = reason;
-        self.save(a);
-        self.emit(
-            "agent.status",
-            json!({"session_id": a.session_id, "status": status, "status_source": source,
-                   "waiting_reason": a.waiting_reason}),
-        );
-        true
     }
 
     /// Kill a session: SIGTERM its process tree, SIGKILL after
@@ -773,100 +602,5 @@ impl Agents {
             );
         }
         Ok(a.clone())
-    }
-
-    fn monitor(&self) {
-        let mut last_scan = Instant::now();
-        while !self.0.stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(TICK_MS));
-            let scan = last_scan.elapsed() >= Duration::from_millis(PANE_SCAN_MS);
-            if scan {
-                last_scan = Instant::now();
-            }
-            self.tick(scan);
-        }
-    }
-
-    /// Pending approvals naming a session: id → title.
-    fn pending_by_agent(&self) -> HashMap<String, String> {
-        let Ok(l) = self.0.approvals.list(&[crate::approvals::Status::Pending]) else {
-            return HashMap::new();
-        };
-        l.approvals
-            .into_iter()
-            .filter_map(|ap| {
-                let id = ap
-                    .context
-                    .get("agent_id")
-                    .and_then(|v| v.as_str())?
-                    .to_string();
-                Some((id, ap.title))
-            })
-            .collect()
-    }
-
-    fn tick(&self, scan: bool) {
-        let any_live = lock(&self.0.state)
-            .agents
-            .values()
-            .any(|(_, l)| l.is_some());
-        if !any_live {
-            return;
-        }
-        let pending = self.pending_by_agent();
-        let listed_at = Instant::now();
-        let panes = if scan { self.0.tmux.list_panes() } else { None };
-        let mut st = lock(&self.0.state);
-        for (id, (a, live)) in st.agents.iter_mut() {
-            let Some(l) = live.as_mut() else { continue };
-            if l.killing {
-                continue;
-            }
-            let dir = self.0.root.join(id);
-            let len = file_len(&dir.join("output.log"));
-            a.output_bytes = len;
-            let exit = wrapper::read_exit(&dir);
-            let gone = l.since < listed_at
-                && panes.as_ref().is_some_and(|p| {
-                    !p.iter()
-                        .any(|p| p.pane_id == a.tmux_pane && p.tag == *id && !p.dead)
-                });
-            if exit.is_some() || gone {
-                // Let the pipe deliver the last bytes before the size is final.
-                a.exit_code = exit.map(|e| e.code);
-                a.exited_at = Some(crate::time::now_rfc3339());
-                *live = None;
-                self.set_status(a, Status::Exited, Source::Process, None);
-                self.emit(
-                    "agent.exited",
-                    json!({"session_id": id, "exit_code": a.exit_code}),
-                );
-                continue;
-            }
-            let grew = len > l.last_len;
-            if grew {
-                l.last_len = len;
-                l.last_growth = Instant::now();
-                a.last_activity = Some(crate::time::now_rfc3339());
-            }
-            let (s, src, reason) = if let Some((s, r)) = &l.hook {
-                (*s, Source::Hook, r.clone())
-            } else if let Some(t) = pending.get(id) {
-                (Status::Waiting, Source::Approval, Some(t.clone()))
-            } else {
-                if grew && let Ok(t) = self.0.tmux.capture_text(&a.tmux_pane) {
-                    l.screen = status::judge(&l.spec, &t);
-                }
-                let silent = l.last_growth.elapsed() >= Duration::from_millis(l.spec.idle_after_ms);
-                match &l.screen {
-                    Screen::Waiting(line) => (Status::Waiting, Source::Screen, Some(line.clone())),
-                    Screen::Busy => (Status::Running, Source::Screen, None),
-                    Screen::Plain if silent => (Status::Idle, Source::Silence, None),
-                    Screen::Plain if len > 0 => (Status::Running, Source::Screen, None),
-                    Screen::Plain => (a.status, a.status_source, None),
-                }
-            };
-            self.set_status(a, s, src, reason);
-        }
     }
 }
