@@ -697,3 +697,32 @@ fn missing_tmux_is_launch_failed_with_details() {
     assert_eq!(v["details"]["tmux_version"], "none", "{v}");
     assert_eq!(v["details"]["argv0"], "/bin/sh", "{v}");
 }
+
+#[test]
+fn old_tmux_is_launch_failed_naming_its_version() {
+    use std::os::unix::fs::PermissionsExt;
+    let dirs = Dirs::new();
+    let ws = dirs.scratch().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let fake = dirs.scratch().join("tmux27");
+    std::fs::write(&fake, "#!/bin/sh\necho 'tmux 2.7'\n").unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dirs.write("config.yml", &config(&ws));
+    let d = Daemon::start_env(dirs, &[], &[("ORCHESTRATR_TMUX", fake.to_str().unwrap())]);
+    let auth = d.auth_header();
+    let r = d.request(
+        "POST",
+        "/agents/spawn",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        json!({"agent_type": "standin", "working_dir": ws})
+            .to_string()
+            .as_bytes(),
+    );
+    let v = assert_error(&r, 422, "launch_failed");
+    assert_eq!(v["details"]["tmux_version"], "tmux 2.7", "{v}");
+    assert_eq!(v["details"]["argv0"], "python3", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("3.2"), "{v}");
+}
