@@ -156,9 +156,10 @@ impl Agents {
                 match &l.screen {
                     Screen::Waiting(line) => (Status::Waiting, Source::Screen, Some(line.clone())),
                     Screen::Busy => (Status::Running, Source::Screen, None),
+                    // Nothing printed yet: not known to be up.
+                    Screen::Plain if len == 0 => (Status::Starting, Source::Process, None),
                     Screen::Plain if silent => (Status::Idle, Source::Silence, None),
-                    Screen::Plain if len > 0 => (Status::Running, Source::Screen, None),
-                    Screen::Plain => (a.status, a.status_source, None),
+                    Screen::Plain => (Status::Running, Source::Screen, None),
                 }
             };
             self.set_status(a, s, src, reason);
