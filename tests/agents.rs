@@ -262,7 +262,12 @@ fn hook_report_wins_over_screen_and_approval_makes_waiting() {
             .as_str()
             .is_some_and(|t| t.contains("(y/n)"))
     });
-    std::thread::sleep(Duration::from_millis(600)); // several engine ticks
+    // The engine judges the screen in the same tick that records the new
+    // output size: once `output_bytes` covers the question, it has decided.
+    let len = env.output(&id).len() as u64;
+    wait_for(DEADLINE, "the engine saw the question", || {
+        env.agent(&id)["output_bytes"].as_u64().unwrap() >= len
+    });
     let a = env.agent(&id);
     assert_eq!(
         (a["status"].as_str(), a["status_source"].as_str()),
