@@ -6,6 +6,7 @@
 //! contract as built.
 
 pub mod actor;
+pub mod agents;
 pub mod approvals;
 pub mod cli;
 pub mod client;

@@ -13,6 +13,8 @@
 //! Adding a noun group: add a variant to [`Command`] in the "noun groups" block,
 //! one dispatch arm in [`run`], and a line in `COMMANDS_HELP`.
 
+pub mod agent_cmds;
+mod agent_hook;
 pub mod app_cmds;
 pub mod approvals_cmds;
 pub mod config_cmds;
@@ -95,6 +97,8 @@ macro_rules! commands_help {
     "                                     questions waiting for a person\n",
     "  ask --title …                      shortcut for `approval ask`\n",
     "  hook claude-code                   Claude Code PreToolUse hook\n\n",
+    "Agents:\n  agent spawn|list|show|send|keys|screen|logs|attach|kill\n",
+    "                                     coding agents in tmux: watch, type, stop\n\n",
     "Events:\n  events [-n N] [--since ID] [-f]    the newest events, or follow them live\n",
     "  emit TYPE --source S               publish an event\n\n",
     "Daemon:\n  daemon start|stop|status|serve|reload\n",
@@ -145,6 +149,8 @@ pub enum Command {
     /// Approvals: list, show, approve, deny, ask.
     #[command(subcommand)]
     Approval(approvals_cmds::ApprovalCmd),
+    /// Interactive coding agents in tmux: spawn, list, show, send, keys, screen, logs, attach, kill.
+    Agent(agent_cmds::AgentArgs),
     /// Show the newest events (like `journalctl -n`), or follow them live.
     Events(events_cmds::EventsArgs),
     /// Publish an event on the daemon's bus; prints its id.
@@ -220,6 +226,9 @@ pub enum Command {
     /// = `exec delegate`
     #[command(hide = true)]
     Delegate(exec_cmds::DelegateArgs),
+    /// Internal: the first process of an agent pane (reads <dir>/spec.json).
+    #[command(name = "agent-exec", hide = true)]
+    AgentExec { dir: std::path::PathBuf },
 }
 
 /// Print a line to stdout; `false` when stdout is closed (e.g. piped to `head`).
@@ -290,6 +299,8 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Events(a) => events_cmds::events(&env, &a),
         Command::Emit(a) => events_cmds::emit(&env, &a),
         Command::Trigger(a) => Ok(trigger_cmd::trigger(&env, &a)),
+        Command::Agent(a) => Ok(agent_cmds::run(&env, &a)),
+        Command::AgentExec { dir } => Ok(agent_cmds::agent_exec(&dir)),
         Command::Daemon(c) => daemon_cmds::dispatch(&env, c),
         Command::Config(c) => config_cmds::dispatch(&env, c),
         Command::Remote(c) => remote_cmds::dispatch(&env, c),

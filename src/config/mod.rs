@@ -9,6 +9,7 @@
 //! `sources.rs` (4 MiB cap, content fingerprint); `diag.rs` holds the error
 //! types; `check.rs` the daemon-less `config check`.
 
+pub mod agents;
 mod check;
 mod diag;
 pub mod exec;

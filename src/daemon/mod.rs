@@ -294,6 +294,13 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         bus.clone(),
         settings_retention_approvals,
     );
+    let (agents, agents_thread) = crate::agents::Agents::start(
+        &paths.state_dir,
+        cfg.exec.clone(),
+        bus.clone(),
+        approvals.clone(),
+    );
+    let agents_for_reload = agents.clone();
     let (exec_for_reload, approvals_for_reload) = (executor.clone(), approvals.clone());
     let (registry, actor_threads) = Registry::start(
         cfg,
@@ -303,12 +310,15 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         Box::new(move |c| {
             exec_for_reload.reconfigure(c.exec.clone(), c.settings.retention.clone());
             approvals_for_reload.set_retention(c.settings.retention.approvals);
+            agents_for_reload.reconfigure(c.exec.clone());
         }),
     );
     let mut actor_threads = actor_threads;
     actor_threads.push(approvals_thread);
     actor_threads.push(executor_thread);
+    actor_threads.push(agents_thread);
     let stop_actors = |registry: &Registry, bus: &Bus| {
+        agents.shutdown();
         executor.stop();
         approvals.shutdown();
         registry.shutdown();
@@ -339,6 +349,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         shutdown: shutdown.tx.clone(),
         approvals: approvals.clone(),
         executor: executor.clone(),
+        agents: agents.clone(),
     });
     let (dead_tx, dead_rx) = unbounded::<String>();
     let mut http = match HttpServer::start(listener, ctx.clone(), dead_tx.clone()) {

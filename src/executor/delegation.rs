@@ -152,6 +152,7 @@ mod tests {
                 pool: "default".into(),
                 env: Default::default(),
                 timeout_ms: None,
+                session: None,
             },
         );
         let (bus, _bus_thread) =

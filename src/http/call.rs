@@ -39,6 +39,8 @@ pub struct Ctx {
     pub approvals: crate::approvals::Approvals,
     /// Executor actor (API.md §7).
     pub executor: crate::executor::Executor,
+    /// Agent sessions (API.md §10).
+    pub agents: crate::agents::Agents,
 }
 
 /// A parsed request, as handlers see it.

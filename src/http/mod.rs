@@ -6,6 +6,7 @@
 //! (`apps`, `events`, `executions`, `approvals`, `daemon`) → this file and
 //! `call` (shared request types). Feature files never import `routes` or `server`.
 
+pub mod agents;
 pub mod app_output;
 pub mod approvals;
 pub mod apps;

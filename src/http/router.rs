@@ -77,6 +77,26 @@ pub enum RouteId {
     AppStream,
     /// `POST /trigger` (compatibility with the Go orchestratr, API.md §9)
     Trigger,
+    /// `POST /agents/spawn` and its alias `POST /agents` (API.md §10)
+    SpawnAgent,
+    /// `GET /agents`
+    ListAgents,
+    /// `GET /agents/{id}`
+    GetAgent,
+    /// `DELETE /agents/{id}`
+    KillAgent,
+    /// `POST /agents/{id}/input`
+    AgentInput,
+    /// `GET /agents/{id}/output`
+    AgentOutput,
+    /// `GET /agents/{id}/screen`
+    AgentScreen,
+    /// `GET /agents/{id}/stream`
+    AgentStream,
+    /// `POST /agents/{id}/status`
+    AgentStatus,
+    /// `GET /agents/{id}/attach`
+    AttachAgent,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -119,6 +139,17 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("GET", "/apps/{}/output", RouteId::AppOutput, Auth::Token),
     ("GET", "/apps/{}/stream", RouteId::AppStream, Auth::TokenOrQuery),
     ("POST", "/trigger", RouteId::Trigger, Auth::Token),
+    ("POST", "/agents/spawn", RouteId::SpawnAgent, Auth::Token),
+    ("POST", "/agents", RouteId::SpawnAgent, Auth::Token),
+    ("GET", "/agents", RouteId::ListAgents, Auth::Token),
+    ("GET", "/agents/{}", RouteId::GetAgent, Auth::Token),
+    ("DELETE", "/agents/{}", RouteId::KillAgent, Auth::Token),
+    ("POST", "/agents/{}/input", RouteId::AgentInput, Auth::Token),
+    ("GET", "/agents/{}/output", RouteId::AgentOutput, Auth::Token),
+    ("GET", "/agents/{}/screen", RouteId::AgentScreen, Auth::Token),
+    ("GET", "/agents/{}/stream", RouteId::AgentStream, Auth::TokenOrQuery),
+    ("POST", "/agents/{}/status", RouteId::AgentStatus, Auth::Token),
+    ("GET", "/agents/{}/attach", RouteId::AttachAgent, Auth::Token),
 ];
 
 /// Result of matching a request line.

@@ -125,6 +125,16 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::GetTicket => executions::route,
         RouteId::AppOutput | RouteId::AppStream => super::app_output::route,
         RouteId::Trigger => super::trigger::route,
+        RouteId::SpawnAgent
+        | RouteId::ListAgents
+        | RouteId::GetAgent
+        | RouteId::KillAgent
+        | RouteId::AgentInput
+        | RouteId::AgentOutput
+        | RouteId::AgentScreen
+        | RouteId::AgentStream
+        | RouteId::AgentStatus
+        | RouteId::AttachAgent => super::agents::route,
     };
     serve(ctx, id, c)
 }
