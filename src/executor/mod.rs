@@ -3,9 +3,10 @@
 //!
 //! One thread owns the queues and records (`actor.rs`); this file is its
 //! handle ([`Executor`]), the commands it serves and [`ExecError`]. Each run
-//! has its own process group and one run thread (`run.rs`) that polls stdout
-//! and stderr together into `output.log` (neither pipe can fill and block the
-//! child) and decides the exit by `wait`, never by end-of-pipe. Results come
+//! has its own process group, writes `output.log` itself (stdout and stderr
+//! opened on it with `O_APPEND`, output.rs), and has one run thread (`run.rs`)
+//! that decides the exit by `wait`. A run is `starting` on disk before it is
+//! spawned (exactly-once, recovery.rs). Results come
 //! back to the actor as commands, so all state changes happen on its thread;
 //! records are written by the shared record writer (`persist.rs` over
 //! `crate::records`), coalesced, off the actor's hot path.
@@ -151,10 +152,8 @@ enum Cmd {
     },
     Cancel(String, Reply<Execution>),
     Retry(String, Reply<Execution>),
-    StartTime {
-        id: String,
-        start_time: Option<u64>,
-    },
+    /// A run's `starting` record is on disk: spawn it now (actor.rs `spawn`).
+    Spawn(String),
     Exited {
         id: String,
         code: Option<i32>,

@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 pub enum ExecStatus {
     /// Waiting in its pool's queue.
     Pending,
+    /// Holds a slot; its record is being committed to disk, and only then is its
+    /// process spawned (API.md §7, v3). A `starting` record found at start-up
+    /// may have been spawned: it becomes `lost`, never queued again.
+    Starting,
     /// Its process runs.
     Running,
     /// Exited 0.
@@ -26,9 +30,17 @@ pub enum ExecStatus {
 }
 
 impl ExecStatus {
+    /// Was the run possibly spawned (`starting` or `running`)? Such a run is
+    /// never queued again.
+    pub fn is_spawned(self) -> bool {
+        matches!(self, ExecStatus::Starting | ExecStatus::Running)
+    }
     /// Is this a final state?
     pub fn is_final(self) -> bool {
-        !matches!(self, ExecStatus::Pending | ExecStatus::Running)
+        !matches!(
+            self,
+            ExecStatus::Pending | ExecStatus::Starting | ExecStatus::Running
+        )
     }
     /// Parse the lowercase name (query `?status=`).
     pub fn parse(s: &str) -> Option<ExecStatus> {
@@ -38,6 +50,7 @@ impl ExecStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ExecStatus::Pending => "pending",
+            ExecStatus::Starting => "starting",
             ExecStatus::Running => "running",
             ExecStatus::Completed => "completed",
             ExecStatus::Failed => "failed",

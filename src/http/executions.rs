@@ -90,7 +90,7 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
                 None => None,
                 Some(s) => Some(ExecStatus::parse(s).ok_or_else(|| {
                     HttpError::bad_request(format!(
-                        "unknown status '{s}': expected pending, running, completed, failed, timeout, cancelled or lost"
+                        "unknown status '{s}': expected pending, starting, running, completed, failed, timeout, cancelled or lost"
                     ))
                 })?),
             };

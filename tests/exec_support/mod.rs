@@ -387,7 +387,10 @@ impl Daemon {
     /// Wait until the execution reaches a final state.
     pub fn wait_final(&self, id: &str) -> Value {
         self.wait_exec(id, "a final status", DEADLINE, |e| {
-            !matches!(e["status"].as_str(), Some("pending") | Some("running"))
+            !matches!(
+                e["status"].as_str(),
+                Some("pending") | Some("starting") | Some("running")
+            )
         })
     }
 
