@@ -340,6 +340,38 @@ pub fn tail_lines(path: &Path, lines: usize) -> String {
 mod tests {
     use super::*;
 
+    fn exec() -> Execution {
+        serde_json::from_value(serde_json::json!({
+            "id": "exec-000000000001", "task": "t", "argv": ["x"], "cwd": "/",
+            "pool": "default", "status": "running", "queue_position": null,
+            "pid": null, "exit_code": null, "signal": null, "error": null,
+            "retry_of": null, "created_at": "", "started_at": null,
+            "finished_at": null, "duration_ms": null, "output_bytes": 0,
+            "timeout_ms": null, "agent": null
+        }))
+        .expect("execution")
+    }
+
+    #[test]
+    fn a_child_written_log_is_followed_and_capped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("output.log");
+        let out = Arc::new(Output::new(&path, exec(), 10));
+        let mut child = out.begin_run().expect("open");
+        child.write_all(b"abc").expect("write");
+        // A waiting reader sees bytes it was not told about.
+        let v = out.wait(0, 0, Duration::from_secs(5));
+        assert_eq!(v.len, 3);
+        child.write_all(b"defghijklmnop").expect("write");
+        assert_eq!(out.len(), 10, "never past the cap");
+        assert!(std::fs::metadata(&path).expect("meta").len() <= 10);
+        child.write_all(b"qrs").expect("write"); // lands after the cut
+        out.end_run();
+        let log = std::fs::read(&path).expect("read");
+        assert!(log.starts_with(b"abcdefghij\n[orchestratr: output truncated at 10 bytes"));
+        assert_eq!(out.len(), log.len() as u64);
+    }
+
     #[test]
     fn boundary_never_splits_a_character() {
         let s = "aé€😀".as_bytes();
