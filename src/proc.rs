@@ -142,10 +142,16 @@ mod tests {
             .env("ORCHESTRATR_PROC_TEST", "mark-1")
             .spawn()
             .expect("spawn sleep");
-        let found = processes_with_env("ORCHESTRATR_PROC_TEST");
+        let me = (c.id(), "mark-1".to_string());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut found = processes_with_env("ORCHESTRATR_PROC_TEST");
+        while !found.contains(&me) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            found = processes_with_env("ORCHESTRATR_PROC_TEST");
+        }
         let _ = c.kill();
         let _ = c.wait();
-        assert!(found.contains(&(c.id(), "mark-1".to_string())), "{found:?}");
+        assert!(found.contains(&me), "{found:?}");
     }
 
     #[test]
