@@ -17,7 +17,7 @@ pub fn exec_error(e: ExecError) -> HttpError {
     let msg = e.to_string();
     match e {
         ExecError::UnknownTask(_) | ExecError::NotFound(_) => HttpError::not_found(msg),
-        ExecError::UnknownAgent(_) => HttpError::bad_request(msg),
+        ExecError::UnknownAgent(_) | ExecError::NoDelegate(_) => HttpError::bad_request(msg),
         ExecError::ArgsNotAllowed(_) => HttpError::new(422, "unprocessable", msg),
         ExecError::Forbidden(_) => HttpError::new(403, "forbidden", msg),
         ExecError::QueueFull { retry_after_s, .. } => HttpError::new(429, "queue_full", msg)
@@ -90,7 +90,7 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
                 None => None,
                 Some(s) => Some(ExecStatus::parse(s).ok_or_else(|| {
                     HttpError::bad_request(format!(
-                        "unknown status '{s}': expected pending, running, completed, failed, timeout, cancelled or lost"
+                        "unknown status '{s}': expected pending, starting, running, completed, failed, timeout, cancelled or lost"
                     ))
                 })?),
             };
