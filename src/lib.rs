@@ -6,6 +6,8 @@
 //! contract as built.
 
 pub mod approvals;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -58,6 +58,8 @@ pub struct Settings {
     pub sse_queue_capacity: usize,
     /// How many finished records are kept (`retention:`).
     pub retention: Retention,
+    /// `rate_limits`, `ip_allowlist`, `trusted_proxies`, `audit_max_bytes` (API.md §12).
+    pub security: crate::auth::config::SecurityConfig,
 }
 
 /// Retention limits (`retention:` in config.yml; API.md §7).
@@ -96,6 +98,7 @@ impl Default for Settings {
             sse_max_streams: 64,
             sse_queue_capacity: 1024,
             retention: Retention::default(),
+            security: Default::default(),
         }
     }
 }
@@ -260,6 +263,10 @@ struct RawConfig {
     agents: Option<BTreeMap<String, Spanned<exec::RawAgent>>>,
     workspaces: Option<Vec<String>>,
     shutdown_timeout_ms: Option<Spanned<u64>>,
+    rate_limits: Option<crate::auth::config::RawRateLimits>,
+    ip_allowlist: Option<Vec<Spanned<String>>>,
+    trusted_proxies: Option<Vec<Spanned<String>>>,
+    audit_max_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -572,6 +579,16 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
                 s.retention.approvals = v.value;
             }
         }
+    }
+    let (rl, ipa, tp, amb) = (
+        raw.rate_limits,
+        raw.ip_allowlist,
+        raw.trusted_proxies,
+        raw.audit_max_bytes,
+    );
+    match crate::auth::config::parse(rl, ipa, tp, amb, file) {
+        Ok(sec) => s.security = sec,
+        Err(d) => errs.extend(d),
     }
     let raw_exec = exec::RawExec {
         tasks: raw.tasks,

@@ -3,12 +3,14 @@
 //! other layers' errors to a status and the JSON error body of API.md §2.
 
 pub mod approvals;
+pub mod audit;
 pub mod executions;
 pub mod guards;
 pub mod router;
 pub mod routes;
 pub mod server;
 pub mod sse;
+pub mod tokens;
 
 use serde::Serialize;
 use serde_json::{Value, json};

@@ -71,6 +71,16 @@ pub enum RouteId {
     Delegate,
     /// `GET /tasks/{ticket_id}`
     GetTicket,
+    /// `GET /tokens` (API.md §12)
+    ListTokens,
+    /// `POST /tokens`
+    CreateToken,
+    /// `DELETE /tokens/{id}`
+    RevokeToken,
+    /// `POST /tokens/rotate`
+    RotateToken,
+    /// `GET /audit`
+    Audit,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -110,6 +120,11 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("POST", "/executions/{}/retry", RouteId::RetryExecution, Auth::Token),
     ("POST", "/delegate", RouteId::Delegate, Auth::Token),
     ("GET", "/tasks/{}", RouteId::GetTicket, Auth::Token),
+    ("GET", "/tokens", RouteId::ListTokens, Auth::Token),
+    ("POST", "/tokens", RouteId::CreateToken, Auth::Token),
+    ("POST", "/tokens/rotate", RouteId::RotateToken, Auth::Token),
+    ("DELETE", "/tokens/{}", RouteId::RevokeToken, Auth::Token),
+    ("GET", "/audit", RouteId::Audit, Auth::Token),
 ];
 
 /// Result of matching a request line.

@@ -39,6 +39,8 @@ pub struct Ctx {
     pub approvals: crate::approvals::Approvals,
     /// Executor actor (API.md §7).
     pub executor: crate::executor::Executor,
+    /// Tokens, rate limits and the audit log (API.md §12).
+    pub security: Arc<super::tokens::Security>,
 }
 
 /// A parsed request, as handlers see it.
@@ -145,8 +147,19 @@ fn parse_query(url: &str) -> HashMap<String, String> {
     }
 }
 
-/// Run guards 1-6 (API.md §3) and the matched handler.
+/// Run guards 1-6 (API.md §3) and the matched handler; the gate audits and
+/// adds rate-limit headers (API.md §12).
 pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
+    let mut gate = super::tokens::Gate::new(req);
+    let result = dispatch_gated(ctx, req, &mut gate);
+    gate.finish(ctx, result)
+}
+
+fn dispatch_gated(
+    ctx: &Ctx,
+    req: &mut tiny_http::Request,
+    gate: &mut super::tokens::Gate,
+) -> HResult {
     let settings = ctx.registry.settings();
     guards::check_peer(req.remote_addr())?;
     guards::check_host(header(req, "Host"), &settings)?;
@@ -183,13 +196,7 @@ pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
         }
     };
     let query = parse_query(&url);
-    guards::check_token(
-        auth,
-        header(req, "Authorization"),
-        query.get("token").map(String::as_str),
-        &ctx.token,
-        &settings,
-    )?;
+    gate.check(ctx, req, id, auth, &params, &query, &settings)?;
     let body = guards::read_json_body(req)?;
     if let Some(b) = &body
         && !b.is_object()
@@ -327,6 +334,11 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::RetryExecution
         | RouteId::Delegate
         | RouteId::GetTicket => super::executions::route(ctx, id, c),
+        RouteId::ListTokens
+        | RouteId::CreateToken
+        | RouteId::RevokeToken
+        | RouteId::RotateToken => super::tokens::route(ctx, id, c),
+        RouteId::Audit => super::audit::list(ctx, c),
     }
 }
 
