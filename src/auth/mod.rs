@@ -91,8 +91,10 @@ pub struct Denied {
 /// 2. open routes pass, charged per client address only with
 ///    `rate_limits.open_routes: true`; with `auth: none` every route passes;
 /// 3. the token (header, or `?token=` on SSE routes) must be valid and not
-///    expired — a failure charges the `failed_auth` bucket of the client
-///    address and becomes `429` once it is empty;
+///    expired — a wrong well-formed token (64 hex digits or `ort_…`) charges
+///    the `failed_auth` bucket of the client address and becomes `429` once
+///    it is empty (a missing or malformed credential cannot be guessed and
+///    is a plain 401);
 /// 4. the client address must be in the token's `allowed_ips` (when set);
 /// 5. the token must hold the route's scope ([`route_scopes::required_scope`]);
 /// 6. the token's bucket of the route's class must not be empty (the admin
@@ -164,11 +166,22 @@ pub fn authorize(
     let principal = match authenticated {
         Ok(p) => p,
         Err(e) => {
-            let d = state.limiter.take(
-                &format!("p:{client}"),
-                Class::FailedAuth,
-                sec.rate_limits.failed_auth,
-            );
+            // Only a well-formed credential can be guessed; a missing or
+            // malformed one is answered 401 without charging the bucket.
+            let guess = presented.is_some_and(|p| {
+                let p = p.trim();
+                tokens::parse_token(p).is_some()
+                    || (p.len() == 64 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+            });
+            let d = if guess {
+                state.limiter.take(
+                    &format!("p:{client}"),
+                    Class::FailedAuth,
+                    sec.rate_limits.failed_auth,
+                )
+            } else {
+                None
+            };
             if let Some(d) = d
                 && !d.allowed
             {

@@ -2,9 +2,11 @@
 //! subcommand is a client of a running daemon (see `docs/api.md` for exit codes).
 
 pub mod approvals_cmds;
+mod audit_cmds;
 mod daemon_cmds;
 mod events_cmds;
 pub mod exec_cmds;
+mod token_cmds;
 
 use crate::client::{Client, ClientError};
 use crate::paths::Paths;
@@ -26,6 +28,8 @@ const AFTER_HELP: &str = "\
 Files:
   <cfg>/config.yml, <cfg>/apps.d/*.yml   registry (hot-reloaded)
   <cfg>/port, <cfg>/token                 discovery and bearer token
+  <cfg>/tokens.json                       scoped tokens (SHA-256 hashes only)
+  <state>/audit.jsonl[.1-.5]              audit log of control actions (hash-chained)
   <state>/orchestratr.pid, .log           lock and log of `orchestratr start`
   <state>/logs/<app>.log                  output of apps launched by the daemon
   <state>/executions/<id>/                execution records and output.log
@@ -196,6 +200,10 @@ pub enum Command {
     Retry(exec_cmds::IdArgs),
     /// Delegate a task to a coding agent configured under `agents:`; prints the ticket id.
     Delegate(exec_cmds::DelegateArgs),
+    /// Scoped API tokens: list, create (secret shown once), revoke, rotate the admin token.
+    Token(token_cmds::TokenArgs),
+    /// Show, follow (--follow) or verify (--verify) the audit log of control actions.
+    Audit(audit_cmds::AuditArgs),
 }
 
 /// Print a line to stdout; `false` when stdout is closed (e.g. piped to `head`).
@@ -298,6 +306,8 @@ pub fn main() -> ExitCode {
         Command::Cancel(a) => exec_cmds::cancel(&env, &a),
         Command::Retry(a) => exec_cmds::retry(&env, &a),
         Command::Delegate(a) => exec_cmds::delegate(&env, &a),
+        Command::Token(a) => token_cmds::run(&env, &a),
+        Command::Audit(a) => audit_cmds::run(&env, &a),
     };
     ExitCode::from(code)
 }
