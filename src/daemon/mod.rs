@@ -283,12 +283,8 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         crate::audit::AuditLog::open(&paths.state_dir, cfg.settings.security.audit_max_bytes)
             .map_err(io_err("open audit log", &audit_path))?;
     let (bus, bus_thread) = Bus::start(cfg.settings.event_buffer);
-    let security = Arc::new(crate::http::tokens::Security::new(
-        &paths.config_dir,
-        &token,
-        audit,
-        bus.clone(),
-    ));
+    let security =
+        crate::http::tokens::Security::start(&paths.config_dir, &token, audit, bus.clone());
     let settings_retention_approvals = cfg.settings.retention.approvals;
     let app_count = cfg.apps.len();
     let shutdown_grace = Duration::from_millis(cfg.exec.shutdown_timeout_ms);

@@ -347,8 +347,38 @@ fn create(ctx: &Ctx, c: &Call) -> HResult {
 
 impl Security {
     /// Wire the token store (reporting a broken `tokens.json` or token file
-    /// as `config.invalid` on `bus`), a fresh limiter and the open audit log.
-    pub fn new(
+    /// as `config.invalid` on `bus`), a fresh limiter and the open audit log,
+    /// and start the hot-reload thread: it re-checks the token files every
+    /// [`crate::auth::tokens::RECHECK_MS`] (requests do too) and ends once the
+    /// daemon drops the last handle.
+    pub fn start(
+        config_dir: &std::path::Path,
+        admin_token: &str,
+        audit: AuditLog,
+        bus: crate::events::Bus,
+    ) -> std::sync::Arc<Security> {
+        let s = std::sync::Arc::new(Self::new(config_dir, admin_token, audit, bus));
+        let weak = std::sync::Arc::downgrade(&s);
+        let spawned = std::thread::Builder::new()
+            .name("token-reload".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(
+                        crate::auth::tokens::RECHECK_MS * 2,
+                    ));
+                    match weak.upgrade() {
+                        Some(s) => s.auth.store.maybe_reload(),
+                        None => break,
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!("cannot start the token reload thread ({e}); requests still reload");
+        }
+        s
+    }
+
+    fn new(
         config_dir: &std::path::Path,
         admin_token: &str,
         audit: AuditLog,
