@@ -218,3 +218,68 @@ pub fn authorize(
         client,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    /// Not a test of speed (never asserted): prints the cost of one
+    /// [`authorize`] call with a scoped token, alone and with 32 threads at
+    /// once, to show the sharded limiter is not a lock every worker queues on.
+    /// Run: `cargo test --release --lib auth::tests::authorize_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn authorize_cost() {
+        let d = tempfile::tempdir().expect("tmp");
+        let store = TokenStore::open(d.path(), &"ab".repeat(32), Box::new(|_, _, _, _| {}));
+        let (tok, _) = store
+            .create("bench", vec![Scope::Read], None, vec![])
+            .expect("create");
+        let state = Arc::new(AuthState {
+            store,
+            limiter: Limiter::new(),
+        });
+        let mut settings = Settings::default();
+        settings.security.rate_limits.read = ratelimit::Limit {
+            limit: u32::MAX,
+            window_s: 1,
+        };
+        let settings = Arc::new(settings);
+        let header = Arc::new(format!("Bearer {tok}"));
+        let run = |threads: usize, n: usize| {
+            let t0 = Instant::now();
+            let hs: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (state, settings, header) =
+                        (state.clone(), settings.clone(), header.clone());
+                    std::thread::spawn(move || {
+                        for _ in 0..n {
+                            let r = AuthRequest {
+                                route: RouteId::ListExecutions,
+                                auth: Auth::Token,
+                                method: "GET",
+                                authorization: Some(header.as_str()),
+                                query_token: None,
+                                peer: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                                forwarded_for: None,
+                            };
+                            assert!(authorize(&state, &settings, &r).is_ok());
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().expect("join");
+            }
+            t0.elapsed().as_nanos() as f64 / (threads * n) as f64
+        };
+        run(1, 10_000);
+        println!("authorize: 1 thread {:.0} ns/call", run(1, 200_000));
+        println!(
+            "authorize: 32 threads, one token (one bucket) {:.0} ns/call (wall / calls)",
+            run(32, 20_000)
+        );
+    }
+}
