@@ -10,7 +10,8 @@ Starts two daemons from the same binary with the same 20 registered apps:
 Then runs wrk (32 connections, 2 threads) against GET /health, GET /apps and
 GET /executions (a token route: token check + scope + bucket), alternating
 none/token for --rounds rounds, and reports the median req/s of each and the
-cost in percent (target <= 5%). Reads are never audited, so the audit log
+cost in percent (target <= 5%): the median over rounds of the paired
+(same-round) differences, since a shared machine's load drifts. Reads are never audited, so the audit log
 costs nothing here; a write that is audited pays one write(2) of ~250 bytes.
 
 Prints a table and one machine-readable line per route:
@@ -126,17 +127,22 @@ def main():
         print(f"auth bench: wrk -t2 -c32 -d{a.duration}s, {a.rounds} alternating rounds; "
               f"load {open('/proc/loadavg').read().split()[:3]}")
         res = {r: {"none": [], "token": []} for r in ROUTES}
-        for _ in range(a.rounds):
+        for i in range(a.rounds):
             for route in ROUTES:
-                res[route]["none"].append(wrk(port_n, route, None, a.duration))
-                res[route]["token"].append(wrk(port_t, route, tok, a.duration))
+                # ABBA order cancels a load that drifts during the run
+                pair = [("none", port_n, None), ("token", port_t, tok)]
+                for kind, port, t in (pair if i % 2 == 0 else pair[::-1]):
+                    res[route][kind].append(wrk(port, route, t, a.duration))
         audit = os.path.join(root, "token", "state", "audit.jsonl")
         lines = sum(1 for _ in open(audit)) if os.path.exists(audit) else 0
         print(f"{'route':<14} {'auth: none':>12} {'token+limits':>13} {'cost':>8}")
         for route in ROUTES:
             n = statistics.median(res[route]["none"])
             t = statistics.median(res[route]["token"])
-            cost = (n - t) / n * 100 if n == n and n > 0 else float("nan")
+            # cost = median of the paired (same round) ratios: robust to a
+            # machine whose load changes between rounds
+            ratios = [(x - y) / x * 100 for x, y in zip(res[route]["none"], res[route]["token"]) if x > 0]
+            cost = statistics.median(ratios) if ratios else float("nan")
             print(f"{route:<14} {n:>10.0f}/s {t:>11.0f}/s {cost:>7.1f}%  "
                   f"(runs none {[round(x) for x in res[route]['none']]}, "
                   f"token {[round(x) for x in res[route]['token']]})")

@@ -110,3 +110,46 @@ pub fn parse(
     }
     if errs.is_empty() { Ok(s) } else { Err(errs) }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::auth::ratelimit::Limit;
+
+    fn load(yml: &str) -> Result<crate::config::Config, crate::config::ConfigError> {
+        let d = tempfile::tempdir().expect("tmp");
+        std::fs::write(d.path().join("config.yml"), yml).expect("write");
+        crate::config::load(d.path())
+    }
+
+    #[test]
+    fn keys_parse_with_positions() {
+        let c = load(
+            "rate_limits:\n  read: 5/s\n  open_routes: true\nip_allowlist: [10.0.0.0/8]\ntrusted_proxies: [\"127.0.0.1\"]\naudit_max_bytes: 8192\n",
+        )
+        .expect("valid");
+        let s = &c.settings.security;
+        assert_eq!(
+            s.rate_limits.read,
+            Limit {
+                limit: 5,
+                window_s: 1
+            }
+        );
+        assert_eq!(s.rate_limits.spawn, Limit::per_min(10));
+        assert!(s.rate_limits.open_routes && !s.rate_limits.admin_token);
+        assert_eq!((s.ip_allowlist.len(), s.trusted_proxies.len()), (1, 1));
+        assert_eq!(s.audit_max_bytes, 8192);
+        let e = load("rate_limits:\n  read: lots\nip_allowlist: [\"10.0.0.0/40\"]\n")
+            .expect_err("invalid");
+        let d = e.diagnostics();
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d[0].message.contains("rate_limits.read") && d[0].line == 2,
+            "{d:?}"
+        );
+        assert!(
+            d[1].message.contains("ip_allowlist") && d[1].line == 3,
+            "{d:?}"
+        );
+    }
+}
