@@ -5,6 +5,7 @@
 //! `ARCHITECTURE.md` for the code map and invariants, `docs/api.md` for the HTTP
 //! contract as built.
 
+pub mod actor;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
@@ -18,6 +19,8 @@ pub mod fsutil;
 pub mod http;
 pub mod logging;
 pub mod paths;
+pub mod proc;
+pub mod records;
 pub mod registry;
 pub mod time;
 pub mod tracker;

@@ -5,10 +5,11 @@
 //! Tracker events arrive on the same channel as commands, so a command sent after
 //! the tracker reported an exit always sees that exit (FIFO).
 
+use crate::actor::call;
 use crate::config::{self, AppSpec, Config, ConfigError, Settings};
 use crate::events::{Bus, NewEvent};
 use crate::tracker::{StopOutcome, Tracker, TrackerError, TrackerEvent};
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -216,6 +217,7 @@ impl Registry {
         let actor = Actor {
             apps,
             fingerprint: config.fingerprint,
+            invalid_fingerprint: None,
             config_dir,
             bus,
             tracker: tracker.clone(),
@@ -236,14 +238,8 @@ impl Registry {
         )
     }
 
-    fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Cmd) -> Option<T> {
-        let (rtx, rrx) = bounded(1);
-        self.tx.send(make(rtx)).ok()?;
-        rrx.recv().ok()
-    }
-
     fn call_r<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, RegistryError> {
-        self.call(make).unwrap_or(Err(RegistryError::Closed))
+        call(&self.tx, make).unwrap_or(Err(RegistryError::Closed))
     }
 
     /// The current settings (cheap: an `Arc` clone under a read lock).
@@ -256,17 +252,17 @@ impl Registry {
 
     /// Every app, sorted by name.
     pub fn list(&self) -> Vec<AppView> {
-        self.call(Cmd::List).unwrap_or_default()
+        call(&self.tx, Cmd::List).unwrap_or_default()
     }
 
     /// Number of registered apps.
     pub fn count(&self) -> usize {
-        self.call(Cmd::Count).unwrap_or(0)
+        call(&self.tx, Cmd::Count).unwrap_or(0)
     }
 
     /// One app, or `None` when not registered.
     pub fn get(&self, name: &str) -> Option<AppView> {
-        self.call(|r| Cmd::Get(name.to_string(), r)).flatten()
+        call(&self.tx, |r| Cmd::Get(name.to_string(), r)).flatten()
     }
 
     /// The app reports it has started (`POST /apps/{name}/launched`); with a PID the
@@ -303,7 +299,9 @@ impl Registry {
             .get(name)
             .ok_or_else(|| RegistryError::NotFound(name.to_string()))?;
         let outcome = self.tracker.stop(name, view.spec.stop_timeout_ms)?;
-        let _ = self.call(|r| Cmd::StopDone(name.to_string(), outcome.clone(), r));
+        let _ = call(&self.tx, |r| {
+            Cmd::StopDone(name.to_string(), outcome.clone(), r)
+        });
         Ok(outcome)
     }
 
@@ -311,7 +309,8 @@ impl Registry {
     /// fingerprint is a no-op reported as `unchanged`.
     ///
     /// Errors: `Invalid` with every diagnostic; the previous registry is kept and a
-    /// `config.invalid` event is published.
+    /// `config.invalid` event is published (with `force: false`, only the first
+    /// time these exact bytes are seen).
     pub fn reload(&self, force: bool) -> Result<ReloadReport, RegistryError> {
         self.call_r(|reply| Cmd::Reload { force, reply })
     }
@@ -331,6 +330,8 @@ struct Entry {
 struct Actor {
     apps: BTreeMap<String, Entry>,
     fingerprint: u64,
+    /// Fingerprint of the last invalid config reported by `config.invalid`.
+    invalid_fingerprint: Option<u64>,
     config_dir: PathBuf,
     bus: Bus,
     tracker: Tracker,
@@ -431,7 +432,7 @@ impl Actor {
         if fresh {
             let data = json!({"pid": pid, "by": by});
             let ready_cmd = e.spec.ready_cmd.clone();
-            let cwd = e.spec.cwd.as_deref().map(crate::tracker::expand_tilde);
+            let cwd = e.spec.cwd.as_deref().map(crate::proc::expand_tilde);
             let timeout = e.spec.ready_timeout_ms;
             self.emit("app.launched", name, data);
             if let Some(cmd) = ready_cmd {
@@ -579,9 +580,15 @@ impl Actor {
     }
 
     fn reload(&mut self, force: bool) -> Result<ReloadReport, RegistryError> {
-        let cfg = match config::load(&self.config_dir) {
+        let (fp, loaded) = config::load_with_fingerprint(&self.config_dir);
+        let cfg = match loaded {
             Ok(c) => c,
+            // `config.invalid` once per distinct broken content (API.md §9).
+            Err(err) if !force && self.invalid_fingerprint == Some(fp) => {
+                return Err(RegistryError::Invalid(err));
+            }
             Err(err) => {
+                self.invalid_fingerprint = Some(fp);
                 let errors: Vec<Value> = err.diagnostics().iter().map(|d| json!(d)).collect();
                 log::warn!("config reload failed, keeping the previous registry: {err}");
                 self.bus.emit(NewEvent::daemon(
@@ -592,6 +599,7 @@ impl Actor {
                 return Err(RegistryError::Invalid(err));
             }
         };
+        self.invalid_fingerprint = None;
         if !force && cfg.fingerprint == self.fingerprint {
             return Ok(ReloadReport {
                 added: vec![],

@@ -1,6 +1,7 @@
 //! Config of executions (API.md §7): `tasks`, `pools`, `agents`, `workspaces`,
 //! `shutdown_timeout_ms`. Validated with positions like the rest of `config.yml`.
 
+use super::ranges::{self, Num, to_usize};
 use super::{Diagnostic, diag_at, valid_app_name};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
@@ -129,16 +130,16 @@ pub(super) struct RawTask {
     command: Spanned<CommandSpec>,
     cwd: Option<String>,
     env: Option<BTreeMap<String, String>>,
-    timeout_ms: Option<Spanned<u64>>,
+    timeout_ms: Option<Spanned<Num>>,
     pool: Option<Spanned<String>>,
     allow_args: Option<bool>,
 }
 
 #[derive(Deserialize)]
 pub(super) struct RawPool {
-    max_concurrent: Option<Spanned<usize>>,
-    max_queued: Option<Spanned<usize>>,
-    starts_per_minute: Option<Spanned<u32>>,
+    max_concurrent: Option<Spanned<Num>>,
+    max_queued: Option<Spanned<Num>>,
+    starts_per_minute: Option<Spanned<Num>>,
 }
 
 #[derive(Deserialize)]
@@ -146,7 +147,7 @@ pub(super) struct RawAgent {
     delegate: Spanned<Vec<String>>,
     pool: Option<Spanned<String>>,
     env: Option<BTreeMap<String, String>>,
-    timeout_ms: Option<Spanned<u64>>,
+    timeout_ms: Option<Spanned<Num>>,
 }
 
 /// The raw `config.yml` keys of executions.
@@ -156,23 +157,7 @@ pub(super) struct RawExec {
     pub pools: Option<BTreeMap<String, Spanned<RawPool>>>,
     pub agents: Option<BTreeMap<String, Spanned<RawAgent>>>,
     pub workspaces: Option<Vec<String>>,
-    pub shutdown_timeout_ms: Option<Spanned<u64>>,
-}
-
-fn positive(
-    file: &Path,
-    v: &Option<Spanned<u64>>,
-    what: &str,
-    errs: &mut Vec<Diagnostic>,
-) -> Option<u64> {
-    match v {
-        Some(t) if t.value == 0 => {
-            errs.push(diag_at(file, t, format!("{what} must be > 0")));
-            None
-        }
-        Some(t) => Some(t.value),
-        None => None,
-    }
+    pub shutdown_timeout_ms: Option<Spanned<Num>>,
 }
 
 /// Validate the execution keys; appends problems to `errs`.
@@ -184,28 +169,24 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
             continue;
         }
         let mut spec = PoolSpec::default();
+        let owner = format!("pool '{name}':");
         if let Some(m) = &p.value.max_concurrent {
-            if m.value == 0 {
-                errs.push(diag_at(
-                    file,
-                    m,
-                    format!("pool '{name}': max_concurrent must be at least 1"),
-                ));
+            let label = format!("{owner} max_concurrent");
+            if let Some(v) = ranges::POOL_MAX_CONCURRENT.check(file, m, &label, errs) {
+                spec.max_concurrent = to_usize(v);
             }
-            spec.max_concurrent = m.value.max(1);
         }
         if let Some(m) = &p.value.max_queued {
-            spec.max_queued = m.value;
-        }
-        if let Some(s) = &p.value.starts_per_minute {
-            if s.value == 0 {
-                errs.push(diag_at(
-                    file,
-                    s,
-                    format!("pool '{name}': starts_per_minute must be at least 1"),
-                ));
+            let label = format!("{owner} max_queued");
+            if let Some(v) = ranges::POOL_MAX_QUEUED.check(file, m, &label, errs) {
+                spec.max_queued = to_usize(v);
             }
-            spec.starts_per_minute = Some(s.value.max(1));
+        }
+        if let Some(m) = &p.value.starts_per_minute {
+            let label = format!("{owner} starts_per_minute");
+            if let Some(v) = ranges::POOL_STARTS_PER_MINUTE.check(file, m, &label, errs) {
+                spec.starts_per_minute = u32::try_from(v).ok();
+            }
         }
         out.pools.insert(name, spec);
     }
@@ -261,12 +242,10 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
             ));
         }
         let pool = pool_ok(&t.pool, &format!("task '{name}'"), errs, &out.pools);
-        let timeout_ms = positive(
-            file,
-            &t.timeout_ms,
-            &format!("task '{name}': timeout_ms"),
-            errs,
-        );
+        let timeout_ms = t.timeout_ms.as_ref().and_then(|v| {
+            let label = format!("task '{name}': timeout_ms");
+            ranges::TASK_TIMEOUT_MS.check(file, v, &label, errs)
+        });
         out.tasks.insert(
             name.clone(),
             TaskSpec {
@@ -300,12 +279,10 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
             ));
         }
         let pool = pool_ok(&a.pool, &format!("agent '{name}'"), errs, &out.pools);
-        let timeout_ms = positive(
-            file,
-            &a.timeout_ms,
-            &format!("agent '{name}': timeout_ms"),
-            errs,
-        );
+        let timeout_ms = a.timeout_ms.as_ref().and_then(|v| {
+            let label = format!("agent '{name}': timeout_ms");
+            ranges::AGENT_TIMEOUT_MS.check(file, v, &label, errs)
+        });
         out.agents.insert(
             name.clone(),
             AgentSpec {
@@ -323,7 +300,7 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
         .into_iter()
         .filter(|w| !w.trim().is_empty())
         .collect();
-    if let Some(v) = positive(file, &raw.shutdown_timeout_ms, "shutdown_timeout_ms", errs) {
+    if let Some(v) = ranges::SHUTDOWN_TIMEOUT_MS.check_opt(file, &raw.shutdown_timeout_ms, errs) {
         out.shutdown_timeout_ms = v;
     }
     out

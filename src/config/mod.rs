@@ -2,19 +2,31 @@
 //! docs/api.md §6).
 //!
 //! Parsing uses `serde-saphyr` (line/column in every syntax or type error) with
-//! `serde_ignored` to turn unknown keys into warnings. Semantic checks (name pattern,
-//! duplicates, enumerations, minimums) are done here and carry the location of the
-//! offending value through `serde_saphyr::Spanned`.
+//! `serde_ignored` to turn unknown keys into warnings ("did you mean" from
+//! `suggest.rs`). Semantic checks (name pattern, duplicates, enumerations, the
+//! numeric ranges of `ranges.rs`) are done here and carry the location of the
+//! offending value through `serde_saphyr::Spanned`. Files are read by
+//! `sources.rs` (4 MiB cap, content fingerprint); `diag.rs` holds the error
+//! types; `check.rs` the daemon-less `config check`.
 
+mod check;
+mod diag;
 pub mod exec;
+pub mod ranges;
+mod sources;
+mod suggest;
 
+pub use check::{CheckReport, check};
+pub(crate) use diag::diag_at;
+pub use diag::{ConfigError, Diagnostic};
+use diag::{diag_from_yaml, parse_with_unknown};
 pub use exec::{AgentSpec, CommandSpec, ExecConfig, PoolSpec, TaskSpec};
+use ranges::Num;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
+pub use sources::{MAX_FILE_BYTES, fingerprint};
 use std::collections::BTreeMap;
-use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The commented default `config.yml` written on first start, and the config a
 /// fresh daemon runs on (it registers no apps).
@@ -24,6 +36,8 @@ pub const DEFAULT_CONFIG: &str = include_str!("default_config.yml");
 pub const DEFAULT_PORT: u16 = 9876;
 /// Minimum and default size of the event ring buffer (API.md §5).
 pub const MIN_EVENT_BUFFER: usize = 10_000;
+/// Default byte cap of the event ring: 32 MiB of serialized events (API.md §9).
+pub const DEFAULT_EVENT_BUFFER_BYTES: usize = 32 * 1024 * 1024;
 
 /// Whether control routes need the bearer token (API.md §3 guard 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -50,6 +64,9 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// Events kept in the ring buffer for `GET /events` and SSE resume (≥ 10,000).
     pub event_buffer: usize,
+    /// Serialized bytes the event ring may hold; the oldest events go first
+    /// (API.md §9 "bounded state"; 1 MiB..=1 GiB, default 32 MiB).
+    pub event_buffer_bytes: usize,
     /// Interval of the SSE `: keep-alive` comment, milliseconds (≥ 100).
     pub sse_heartbeat_ms: u64,
     /// Concurrent SSE streams before `503 unavailable` (≥ 1).
@@ -94,6 +111,7 @@ impl Default for Settings {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             event_buffer: MIN_EVENT_BUFFER,
+            event_buffer_bytes: DEFAULT_EVENT_BUFFER_BYTES,
             sse_heartbeat_ms: 15_000,
             sse_max_streams: 64,
             sse_queue_capacity: 1024,
@@ -142,8 +160,12 @@ pub struct Config {
     pub apps: BTreeMap<String, AppSpec>,
     /// Tasks, pools, agents and workspaces of executions (API.md §7).
     pub exec: ExecConfig,
-    /// Human-readable warnings (unknown keys, skipped drop-ins, shadowed names).
+    /// Human-readable warnings (unknown keys, skipped drop-ins, shadowed names,
+    /// duplicate chords).
     pub warnings: Vec<String>,
+    /// Why each skipped drop-in was skipped (also among `warnings`); what
+    /// [`check`] reports as errors.
+    pub skipped: Vec<Diagnostic>,
     /// Hash of every file read (names and bytes): equal fingerprints mean nothing
     /// changed on disk, so the watcher can skip a reload.
     pub fingerprint: u64,
@@ -157,6 +179,7 @@ impl Config {
             apps: BTreeMap::new(),
             exec: ExecConfig::default(),
             warnings: Vec::new(),
+            skipped: Vec::new(),
             fingerprint: 0,
         };
         if let Ok(parsed) = parse_main(DEFAULT_CONFIG, Path::new("config.yml")) {
@@ -166,103 +189,27 @@ impl Config {
     }
 }
 
-/// One validation problem, pointing at a file position (1-based line and column;
-/// 0 when unknown).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Diagnostic {
-    /// Full path of the offending file.
-    pub file: String,
-    /// 1-based line, 0 if unknown.
-    pub line: u64,
-    /// 1-based column, 0 if unknown.
-    pub column: u64,
-    /// Lowercase message naming the offending key or value.
-    pub message: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line > 0 {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file, self.line, self.column, self.message
-            )
-        } else {
-            write!(f, "{}: {}", self.file, self.message)
-        }
-    }
-}
-
-/// Errors of the config layer.
-#[derive(Debug)]
-pub enum ConfigError {
-    /// `config.yml` is invalid; every problem found, with positions.
-    Invalid(Vec<Diagnostic>),
-    /// A file or directory could not be read.
-    Io {
-        /// The path that failed.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Invalid(d) => {
-                write!(f, "invalid config:")?;
-                for x in d {
-                    write!(f, "\n  {x}")?;
-                }
-                Ok(())
-            }
-            ConfigError::Io { path, source } => {
-                write!(f, "cannot read {}: {source}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-impl ConfigError {
-    /// The diagnostics of an invalid config (for I/O errors, one diagnostic
-    /// naming the path).
-    pub fn diagnostics(&self) -> Vec<Diagnostic> {
-        match self {
-            ConfigError::Invalid(d) => d.clone(),
-            ConfigError::Io { path, source } => vec![Diagnostic {
-                file: path.display().to_string(),
-                line: 0,
-                column: 0,
-                message: format!("cannot read: {source}"),
-            }],
-        }
-    }
-}
-
 // ---------------------------------------------------------------- raw schema
 
 #[derive(Deserialize)]
 struct RawConfig {
-    api_port: Option<Spanned<u16>>,
+    api_port: Option<Spanned<Num>>,
     log_level: Option<Spanned<String>>,
     auth: Option<Spanned<String>>,
     allowed_hosts: Option<Vec<String>>,
     allowed_origins: Option<Vec<String>>,
-    event_buffer: Option<Spanned<usize>>,
-    sse_heartbeat_ms: Option<Spanned<u64>>,
-    sse_max_streams: Option<Spanned<usize>>,
-    sse_queue_capacity: Option<Spanned<usize>>,
+    event_buffer: Option<Spanned<Num>>,
+    event_buffer_bytes: Option<Spanned<Num>>,
+    sse_heartbeat_ms: Option<Spanned<Num>>,
+    sse_max_streams: Option<Spanned<Num>>,
+    sse_queue_capacity: Option<Spanned<Num>>,
     apps: Option<Vec<Spanned<RawApp>>>,
     retention: Option<RawRetention>,
     tasks: Option<Vec<Spanned<exec::RawTask>>>,
     pools: Option<BTreeMap<String, Spanned<exec::RawPool>>>,
     agents: Option<BTreeMap<String, Spanned<exec::RawAgent>>>,
     workspaces: Option<Vec<String>>,
-    shutdown_timeout_ms: Option<Spanned<u64>>,
+    shutdown_timeout_ms: Option<Spanned<Num>>,
     rate_limits: Option<crate::auth::config::RawRateLimits>,
     ip_allowlist: Option<Vec<Spanned<String>>>,
     trusted_proxies: Option<Vec<Spanned<String>>>,
@@ -271,9 +218,9 @@ struct RawConfig {
 
 #[derive(Deserialize)]
 struct RawRetention {
-    executions: Option<Spanned<usize>>,
-    output_bytes: Option<Spanned<u64>>,
-    approvals: Option<Spanned<usize>>,
+    executions: Option<Spanned<Num>>,
+    output_bytes: Option<Spanned<Num>>,
+    approvals: Option<Spanned<Num>>,
 }
 
 #[derive(Deserialize)]
@@ -284,83 +231,11 @@ struct RawApp {
     environment: Option<Spanned<String>>,
     chord: Option<String>,
     ready_cmd: Option<String>,
-    ready_timeout_ms: Option<Spanned<u64>>,
+    ready_timeout_ms: Option<Spanned<Num>>,
     detached: Option<bool>,
     cwd: Option<String>,
     env: Option<BTreeMap<String, String>>,
-    stop_timeout_ms: Option<Spanned<u64>>,
-}
-
-pub(crate) fn diag_at<T>(file: &Path, s: &Spanned<T>, message: String) -> Diagnostic {
-    Diagnostic {
-        file: file.display().to_string(),
-        line: s.referenced.line(),
-        column: s.referenced.column(),
-        message,
-    }
-}
-
-/// Turn a serde-saphyr error into a diagnostic: its message without the
-/// trailing " at line L, column C", and the position as numbers.
-fn diag_from_yaml(file: &Path, e: &serde_saphyr::Error) -> Diagnostic {
-    let full = e.to_string();
-    let message = match full.rfind(" at line ") {
-        Some(i) => full[..i].to_string(),
-        None => full,
-    };
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line(), l.column()))
-        .unwrap_or((0, 0));
-    Diagnostic {
-        file: file.display().to_string(),
-        line,
-        column,
-        message: message.replace('`', "'"),
-    }
-}
-
-/// Clean a `serde_ignored` path of serde-saphyr's span markers:
-/// `apps.0.?.value.chord_x` → `apps[0].chord_x`.
-fn clean_ignored_path(p: &str) -> Option<String> {
-    if p.contains("__serde_saphyr_private_spanned") {
-        return None;
-    }
-    let mut out = String::new();
-    for seg in p.split('.') {
-        if seg == "?" || seg == "value" && !out.is_empty() {
-            continue;
-        }
-        if seg.chars().all(|c| c.is_ascii_digit()) && !out.is_empty() {
-            out.push_str(&format!("[{seg}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(seg);
-        }
-    }
-    Some(out)
-}
-
-fn yaml_options() -> serde_saphyr::Options {
-    let mut o = serde_saphyr::Options::default();
-    o.with_snippet = false;
-    o
-}
-
-/// Deserialize `text` into `T`, collecting unknown keys into `unknown`.
-fn parse_with_unknown<T: serde::de::DeserializeOwned>(
-    text: &str,
-    unknown: &mut Vec<String>,
-) -> Result<T, serde_saphyr::Error> {
-    serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
-        serde_ignored::deserialize(de, |p| {
-            if let Some(c) = clean_ignored_path(&p.to_string()) {
-                unknown.push(c)
-            }
-        })
-    })
+    stop_timeout_ms: Option<Spanned<Num>>,
 }
 
 /// `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$` (API.md §6).
@@ -413,22 +288,20 @@ fn validate_app(raw: RawApp, file: &Path, source: &str) -> Result<AppSpec, Vec<D
             v.to_string()
         }
     };
-    let ready_timeout_ms = match &raw.ready_timeout_ms {
-        Some(t) if t.value == 0 => {
-            errs.push(diag_at(
-                file,
-                t,
-                format!("app '{}': ready_timeout_ms must be > 0", raw.name.value),
-            ));
-            5000
-        }
-        Some(t) => t.value,
-        None => 5000,
-    };
+    let owner = format!("app '{}':", raw.name.value);
+    let ready_timeout_ms = raw
+        .ready_timeout_ms
+        .as_ref()
+        .and_then(|t| {
+            ranges::READY_TIMEOUT_MS.check(file, t, &format!("{owner} ready_timeout_ms"), &mut errs)
+        })
+        .unwrap_or(5000);
     let stop_timeout_ms = raw
         .stop_timeout_ms
         .as_ref()
-        .map(|t| t.value)
+        .and_then(|t| {
+            ranges::STOP_TIMEOUT_MS.check(file, t, &format!("{owner} stop_timeout_ms"), &mut errs)
+        })
         .unwrap_or(5000);
     if !errs.is_empty() {
         return Err(errs);
@@ -460,8 +333,8 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
     };
     let mut errs = Vec::new();
     let mut s = Settings::default();
-    if let Some(p) = raw.api_port {
-        s.api_port = p.value;
+    if let Some(p) = ranges::API_PORT.check_opt(file, &raw.api_port, &mut errs) {
+        s.api_port = u16::try_from(p).unwrap_or(DEFAULT_PORT);
     }
     if let Some(l) = &raw.log_level {
         match crate::logging::parse_level(&l.value) {
@@ -501,83 +374,34 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
         .map(|o| o.trim().trim_end_matches('/').to_string())
         .filter(|o| !o.is_empty())
         .collect();
-    if let Some(b) = &raw.event_buffer {
-        if b.value < MIN_EVENT_BUFFER {
-            errs.push(diag_at(
-                file,
-                b,
-                format!("event_buffer must be at least {MIN_EVENT_BUFFER}"),
-            ));
-        } else {
-            s.event_buffer = b.value;
-        }
+    use ranges::to_usize;
+    if let Some(v) = ranges::EVENT_BUFFER.check_opt(file, &raw.event_buffer, &mut errs) {
+        s.event_buffer = to_usize(v);
     }
-    if let Some(h) = &raw.sse_heartbeat_ms {
-        if h.value < 100 {
-            errs.push(diag_at(
-                file,
-                h,
-                "sse_heartbeat_ms must be at least 100".into(),
-            ));
-        } else {
-            s.sse_heartbeat_ms = h.value;
-        }
+    if let Some(v) = ranges::EVENT_BUFFER_BYTES.check_opt(file, &raw.event_buffer_bytes, &mut errs)
+    {
+        s.event_buffer_bytes = to_usize(v);
     }
-    if let Some(m) = &raw.sse_max_streams {
-        if m.value == 0 {
-            errs.push(diag_at(
-                file,
-                m,
-                "sse_max_streams must be at least 1".into(),
-            ));
-        } else {
-            s.sse_max_streams = m.value;
-        }
+    if let Some(v) = ranges::SSE_HEARTBEAT_MS.check_opt(file, &raw.sse_heartbeat_ms, &mut errs) {
+        s.sse_heartbeat_ms = v;
     }
-    if let Some(q) = &raw.sse_queue_capacity {
-        if q.value == 0 {
-            errs.push(diag_at(
-                file,
-                q,
-                "sse_queue_capacity must be at least 1".into(),
-            ));
-        } else {
-            s.sse_queue_capacity = q.value;
-        }
+    if let Some(v) = ranges::SSE_MAX_STREAMS.check_opt(file, &raw.sse_max_streams, &mut errs) {
+        s.sse_max_streams = to_usize(v);
+    }
+    if let Some(v) = ranges::SSE_QUEUE_CAPACITY.check_opt(file, &raw.sse_queue_capacity, &mut errs)
+    {
+        s.sse_queue_capacity = to_usize(v);
     }
     if let Some(r) = &raw.retention {
-        if let Some(v) = &r.executions {
-            if v.value == 0 {
-                errs.push(diag_at(
-                    file,
-                    v,
-                    "retention.executions must be at least 1".into(),
-                ));
-            } else {
-                s.retention.executions = v.value;
-            }
+        if let Some(v) = ranges::RETENTION_EXECUTIONS.check_opt(file, &r.executions, &mut errs) {
+            s.retention.executions = to_usize(v);
         }
-        if let Some(v) = &r.output_bytes {
-            if v.value < 1024 {
-                errs.push(diag_at(
-                    file,
-                    v,
-                    "retention.output_bytes must be at least 1024".into(),
-                ));
-            } else {
-                s.retention.output_bytes = v.value;
-            }
+        if let Some(v) = ranges::RETENTION_OUTPUT_BYTES.check_opt(file, &r.output_bytes, &mut errs)
+        {
+            s.retention.output_bytes = v;
         }
-        if let Some(v) = &r.approvals {
-            if v.value == 0 {
-                errs.push(diag_at(
-                    file,
-                    v,
-                    "retention.approvals must be at least 1".into(),
-                ));
-            } else {
-                s.retention.approvals = v.value;
-            }
+        if let Some(v) = ranges::RETENTION_APPROVALS.check_opt(file, &r.approvals, &mut errs) {
+            s.retention.approvals = to_usize(v);
         }
     }
     let (rl, ipa, tp, amb) = (
@@ -627,8 +451,8 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
         return Err(errs);
     }
     let warnings = unknown
-        .into_iter()
-        .map(|k| format!("{}: unknown key '{k}' ignored", file.display()))
+        .iter()
+        .map(|k| suggest::unknown_key(file, k, suggest::Root::Main))
         .collect();
     Ok((s, apps, exec_cfg, warnings))
 }
@@ -646,8 +470,8 @@ fn parse_dropin(
     };
     let app = validate_app(raw, file, source)?;
     let warnings = unknown
-        .into_iter()
-        .map(|k| format!("{}: unknown key '{k}' ignored", file.display()))
+        .iter()
+        .map(|k| suggest::unknown_key(file, k, suggest::Root::Dropin))
         .collect();
     Ok((app, warnings))
 }
@@ -668,51 +492,34 @@ pub fn is_dropin_name(name: &str) -> bool {
 /// errors (all of them, with positions); [`ConfigError::Io`] when a file exists but
 /// cannot be read. A broken drop-in is never an error: it is skipped with a warning.
 pub fn load(dir: &Path) -> Result<Config, ConfigError> {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    let main_path = dir.join("config.yml");
-    let text = match std::fs::read_to_string(&main_path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => DEFAULT_CONFIG.to_string(),
-        Err(e) => {
-            return Err(ConfigError::Io {
-                path: main_path,
-                source: e,
-            });
-        }
-    };
-    text.hash(&mut hasher);
+    load_with_fingerprint(dir).1
+}
+
+/// [`load`], also returning the content fingerprint of the bytes it read (the
+/// same value as [`Config::fingerprint`] on success), so a caller can tell an
+/// invalid config it already reported from a new one (API.md §6 reload).
+pub fn load_with_fingerprint(dir: &Path) -> (u64, Result<Config, ConfigError>) {
+    let src = sources::read(dir);
+    let fp = src.fingerprint;
+    (fp, load_sources(src))
+}
+
+fn load_sources(src: sources::Sources) -> Result<Config, ConfigError> {
+    let text = src.main?;
     let (settings, main_apps, exec_cfg, mut warnings) =
-        parse_main(&text, &main_path).map_err(ConfigError::Invalid)?;
+        parse_main(&text, &src.main_path).map_err(ConfigError::Invalid)?;
+    drop(text);
 
     // Drop-ins, in name order so warnings are stable.
-    let apps_dir = dir.join("apps.d");
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&apps_dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_str().is_some_and(is_dropin_name))
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    files.sort();
+    let mut skipped = Vec::new();
     let mut dropins: BTreeMap<String, Vec<AppSpec>> = BTreeMap::new();
-    for f in &files {
-        let fname = f
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let source = format!("apps.d/{fname}");
-        let text = match std::fs::read_to_string(f) {
-            Ok(t) => t,
-            Err(e) => {
-                warnings.push(format!("{}: cannot read: {e}; skipped", f.display()));
-                continue;
-            }
-        };
-        fname.hash(&mut hasher);
-        text.hash(&mut hasher);
-        match parse_dropin(&text, f, &source) {
+    for d in src.dropins {
+        let source = format!("apps.d/{}", d.fname);
+        let parsed = d
+            .text
+            .map_err(|e| vec![e])
+            .and_then(|text| parse_dropin(&text, &d.path, &source));
+        match parsed {
             Ok((app, mut w)) => {
                 warnings.append(&mut w);
                 dropins.entry(app.name.clone()).or_default().push(app);
@@ -720,6 +527,7 @@ pub fn load(dir: &Path) -> Result<Config, ConfigError> {
             Err(diags) => {
                 for d in diags {
                     warnings.push(format!("{d}; drop-in skipped"));
+                    skipped.push(d);
                 }
             }
         }
@@ -748,13 +556,41 @@ pub fn load(dir: &Path) -> Result<Config, ConfigError> {
         }
         apps.insert(name, app);
     }
+    warnings.extend(duplicate_chords(&apps));
     Ok(Config {
         settings,
         apps,
         exec: exec_cfg,
         warnings,
-        fingerprint: hasher.finish(),
+        skipped,
+        fingerprint: src.fingerprint,
     })
+}
+
+/// One warning per chord bound to more than one app, naming every app and
+/// where it is defined (API.md §9: "two apps with the same chord is a reload
+/// warning naming both"). Chords compare trimmed and case-sensitively.
+pub fn duplicate_chords(apps: &BTreeMap<String, AppSpec>) -> Vec<String> {
+    let mut by_chord: BTreeMap<&str, Vec<&AppSpec>> = BTreeMap::new();
+    for a in apps.values() {
+        if let Some(c) = a.chord.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+            by_chord.entry(c).or_default().push(a);
+        }
+    }
+    by_chord
+        .into_iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(chord, v)| {
+            let names: Vec<String> = v
+                .iter()
+                .map(|a| format!("'{}' ({})", a.name, a.source))
+                .collect();
+            format!(
+                "chord '{chord}' is bound to several apps: {}; a trigger of it is ambiguous",
+                names.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// Write the commented default `config.yml` (and create `apps.d/`) if `config.yml`
@@ -771,5 +607,7 @@ pub fn write_default_if_missing(dir: &Path) -> std::io::Result<bool> {
     Ok(true)
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

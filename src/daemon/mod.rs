@@ -10,7 +10,7 @@
 
 use crate::config::{self, ConfigError};
 use crate::events::{Bus, NewEvent};
-use crate::http::routes::Ctx;
+use crate::http::Ctx;
 use crate::http::server::{self, HttpServer};
 use crate::paths::Paths;
 use crate::registry::Registry;

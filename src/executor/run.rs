@@ -127,7 +127,7 @@ pub(super) fn supervise(
     }
     let start_time = sysinfo::System::new()
         .ok()
-        .and_then(|mut sys| crate::tracker::process_start_time(&mut sys, pid));
+        .and_then(|mut sys| crate::proc::process_start_time(&mut sys, pid));
     started(start_time);
     let mut pipes: Vec<Pipe> = Vec::with_capacity(2);
     if let Some(p) = child.stdout.take() {

@@ -12,11 +12,8 @@
 //! | `POST /approvals/{id}` | `200` Approval | `400`, `404`, `409 conflict` + standing Approval in `details` |
 
 use super::router::RouteId;
-use super::routes::{Call, Ctx};
-use super::{HResult, HttpError, Reply, Resp};
-use crate::approvals::{
-    Approval, ApprovalError, Decision, MAX_WAIT_S, NewApproval, Status, WaitResult,
-};
+use super::{Call, Ctx, HResult, HttpError, Reply, Resp, ok};
+use crate::approvals::{ApprovalError, Decision, MAX_WAIT_S, NewApproval, Status, WaitResult};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -47,10 +44,6 @@ pub fn approval_error(e: ApprovalError) -> HttpError {
         ApprovalError::Internal(_) => HttpError::internal(msg),
         ApprovalError::Closed => HttpError::unavailable("the daemon is shutting down"),
     }
-}
-
-fn ok(status: u16, a: &Approval) -> HResult {
-    Ok(Reply::Resp(Resp::json(status, a)))
 }
 
 /// An optional array-of-strings body field. Errors: `400` naming the field.
@@ -167,7 +160,7 @@ fn get(ctx: &Ctx, c: &Call) -> HResult {
                         HttpError::unavailable("the daemon is shutting down").into_resp()
                     }
                 };
-                super::server::respond(req, resp);
+                resp.send(req);
             }),
         );
     })))

@@ -3,14 +3,15 @@
 //! `total` counts every retained entry after `since` (so `total > len`
 //! means there is more to page through).
 
-use super::routes::{Call, Ctx};
+use super::router::RouteId;
+use super::{Call, Ctx};
 use super::{HResult, HttpError, Reply, Resp};
 use serde_json::json;
 
-/// Serve `GET /audit`.
+/// Serve `GET /audit` (the router sends only [`RouteId::Audit`] here).
 ///
 /// Errors: `400` for a `limit` outside 1-1000 or a non-numeric `since`.
-pub fn list(ctx: &Ctx, c: &Call) -> HResult {
+pub fn route(ctx: &Ctx, _id: RouteId, c: &Call) -> HResult {
     let since = c.q_u64("since")?.unwrap_or(0);
     let limit = c.q_u64("limit")?.unwrap_or(100);
     if !(1..=1000).contains(&limit) {

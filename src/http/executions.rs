@@ -2,9 +2,8 @@
 //! delegation tickets (Orchestra `POST /delegate`, `GET /tasks/{ticket_id}`).
 
 use super::router::RouteId;
-use super::routes::{Call, Ctx};
 use super::sse::{self, StreamSlot};
-use super::{HResult, HttpError, Reply, Resp};
+use super::{Call, Ctx, HResult, HttpError, Reply, Resp};
 use crate::executor::record::{ExecStatus, Execution};
 use crate::executor::{ExecError, SubmitSpec, TICKET_MESSAGE_LINES, output};
 use serde_json::{Map, Value, json};

@@ -2,8 +2,17 @@
 //! and the route handlers. Only this module knows about HTTP; it alone maps the
 //! other layers' errors to a status and the JSON error body of API.md §2.
 
+//!
+//! Module order, no cycles: `server` → `routes` (dispatch) → feature files
+//! (`apps`, `events`, `executions`, `approvals`, `daemon`) → this file and
+//! `call` (shared request types). Feature files never import `routes` or `server`.
+
 pub mod approvals;
+pub mod apps;
 pub mod audit;
+mod call;
+pub mod daemon;
+pub mod events;
 pub mod executions;
 pub mod guards;
 pub mod router;
@@ -11,6 +20,8 @@ pub mod routes;
 pub mod server;
 pub mod sse;
 pub mod tokens;
+
+pub use call::{Call, Ctx};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -130,6 +141,22 @@ impl Resp {
         self.headers.push((k.to_string(), v.into()));
         self
     }
+    /// Answer `req` with this response (deferred replies, e.g. long polls); a
+    /// client that went away is logged at debug level.
+    pub fn send(self, req: tiny_http::Request) {
+        let mut resp = tiny_http::Response::from_data(self.body).with_status_code(self.status);
+        if let Ok(h) = tiny_http::Header::from_bytes("Content-Type", self.content_type) {
+            resp.add_header(h);
+        }
+        for (k, v) in self.headers {
+            if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+                resp.add_header(h);
+            }
+        }
+        if let Err(e) = req.respond(resp) {
+            log::debug!("client went away before the response was written: {e}");
+        }
+    }
 }
 
 /// What a handler produces.
@@ -152,3 +179,8 @@ impl From<Resp> for Reply {
 
 /// Handler result.
 pub type HResult = Result<Reply, HttpError>;
+
+/// A `200`/`201`/`202` JSON reply of `v`.
+pub fn ok<T: Serialize>(status: u16, v: T) -> HResult {
+    Ok(Reply::Resp(Resp::json(status, &v)))
+}

@@ -5,7 +5,7 @@
 
 use super::guards::header;
 use super::router::{Auth, RouteId};
-use super::routes::{Call, Ctx};
+use super::{Call, Ctx};
 use super::{HResult, HttpError, Reply, Resp};
 use crate::audit::{Actor, AuditLog};
 use crate::auth::ratelimit::Decision;

@@ -1,270 +1,21 @@
-//! The process tracker actor: spawns apps in their own process groups, reaps every
-//! child, detects exits, runs readiness probes, stops process groups (SIGTERM, then
-//! SIGKILL after a grace period), and samples memory and CPU with `sysinfo`.
-//!
-//! Invariant: only this thread waits on app processes (`Child::try_wait`). It never
-//! blocks on a child: stops and probes are state machines advanced by a tick.
-//! Results flow to the registry as [`TrackerEvent`]s.
+//! The tracker actor's thread: spawns and adopts apps, reaps every child,
+//! detects exits, runs the stop state machine (SIGTERM → SIGKILL) and samples
+//! memory and CPU. Readiness probes are in probe.rs.
 
+use super::probe::Probe;
+use super::{
+    Cmd, EventSink, KILL_GRACE_MS, STATS_INTERVAL_MS, StopOutcome, TrackerError, TrackerEvent,
+};
 use crate::config::AppSpec;
-use crossbeam_channel::{Receiver, Sender, bounded, select_biased, unbounded};
+use crate::proc::{expand_tilde, group_alive, pid_alive, process_start_time, strip_env};
+use crossbeam_channel::{Receiver, Sender, select_biased};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Readiness probe interval (API.md §6: "polled every 500 ms").
-pub const READY_POLL_MS: u64 = 500;
-/// How often memory and CPU are sampled. Two samples ≥ 200 ms apart are needed
-/// for a CPU figure (DESIGN.md §4).
-pub const STATS_INTERVAL_MS: u64 = 1000;
-/// After SIGKILL, how long to wait for the group to disappear before answering anyway.
-const KILL_GRACE_MS: u64 = 2000;
-
-/// Environment variables a service manager gives the daemon that must not leak
-/// into children (DESIGN.md §4).
-pub const STRIPPED_ENV: &[&str] = &[
-    "NOTIFY_SOCKET",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-];
-
-/// Start time of `pid` (sysinfo: seconds since the epoch), refreshing only that
-/// process. Used to recognise a PID after a while despite PID reuse.
-pub fn process_start_time(sys: &mut sysinfo::System, pid: u32) -> Option<u64> {
-    let p = sysinfo::Pid::from_u32(pid);
-    sys.refresh_processes_specifics(
-        sysinfo::ProcessesToUpdate::Some(&[p]),
-        true,
-        sysinfo::ProcessRefreshKind::nothing(),
-    );
-    sys.process(p).map(|pr| pr.start_time())
-}
-
-/// What the tracker tells the registry.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TrackerEvent {
-    /// A tracked process ended. `exit_code`/`signal` are `None` when unknown
-    /// (a process the daemon did not start).
-    Exited {
-        /// App name.
-        name: String,
-        /// The PID that ended.
-        pid: u32,
-        /// Exit code if it exited normally and is known.
-        exit_code: Option<i32>,
-        /// Signal number if it was killed by a signal.
-        signal: Option<i32>,
-    },
-    /// The readiness probe exited 0.
-    Ready {
-        /// App name.
-        name: String,
-    },
-    /// The readiness probe kept failing for `timeout_ms`.
-    ReadyTimeout {
-        /// App name.
-        name: String,
-        /// The configured `ready_timeout_ms`.
-        timeout_ms: u64,
-    },
-    /// A resource sample for a tracked PID.
-    Stats {
-        /// App name.
-        name: String,
-        /// The sampled PID.
-        pid: u32,
-        /// Resident memory, MiB.
-        memory_mb: f64,
-        /// CPU use since the previous sample, percent of one core; `None` on the first sample.
-        cpu_percent: Option<f64>,
-    },
-}
-
-/// How a stop ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StopOutcome {
-    /// The stopped PID.
-    pub pid: u32,
-    /// Exit code, if known.
-    pub exit_code: Option<i32>,
-    /// Terminating signal, if any.
-    pub signal: Option<i32>,
-    /// `true` when SIGKILL was needed after the grace period.
-    pub killed: bool,
-}
-
-/// Errors of the tracker layer (the HTTP layer maps them to statuses).
-#[derive(Debug, Clone, PartialEq)]
-pub enum TrackerError {
-    /// The command could not be started: the OS error, naming the command or cwd.
-    Spawn(String),
-    /// No tracked process for this app.
-    NotRunning(String),
-    /// A reported PID is not a live process.
-    NoSuchPid(u32),
-    /// The tracker thread is gone (daemon shutting down).
-    Closed,
-}
-
-impl std::fmt::Display for TrackerError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TrackerError::Spawn(e) => write!(f, "{e}"),
-            TrackerError::NotRunning(n) => write!(f, "app '{n}' is not running"),
-            TrackerError::NoSuchPid(p) => write!(f, "pid {p} is not a running process"),
-            TrackerError::Closed => f.write_str("process tracker is shut down"),
-        }
-    }
-}
-impl std::error::Error for TrackerError {}
-
-enum Cmd {
-    Spawn {
-        spec: Box<AppSpec>,
-        reply: Sender<Result<u32, TrackerError>>,
-    },
-    Adopt {
-        name: String,
-        pid: u32,
-        reply: Sender<Result<(), TrackerError>>,
-    },
-    Stop {
-        name: String,
-        timeout_ms: u64,
-        reply: Sender<Result<StopOutcome, TrackerError>>,
-    },
-    StartProbe {
-        name: String,
-        cmd: String,
-        cwd: Option<PathBuf>,
-        timeout_ms: u64,
-    },
-    CancelProbe {
-        name: String,
-    },
-    IsAlive {
-        name: String,
-        reply: Sender<Option<u32>>,
-    },
-    Shutdown,
-}
-
-/// Where tracker events go: the registry wraps them into its own command
-/// channel, so they are ordered with the commands it receives.
-pub type EventSink = Box<dyn Fn(TrackerEvent) + Send>;
-
-/// Handle to the tracker actor. Cheap to clone.
-#[derive(Clone)]
-pub struct Tracker {
-    tx: Sender<Cmd>,
-}
-
-impl Tracker {
-    /// Start the tracker thread. Events go to `events`; per-app output logs are
-    /// appended under `<log_dir>/<name>.log`.
-    pub fn start(log_dir: PathBuf, events: EventSink) -> (Tracker, JoinHandle<()>) {
-        let (tx, rx) = unbounded();
-        let handle = std::thread::Builder::new()
-            .name("tracker".into())
-            .spawn(move || State::new(log_dir, events).run(rx))
-            .unwrap_or_else(|e| panic!("cannot spawn tracker thread: {e}"));
-        (Tracker { tx }, handle)
-    }
-
-    fn call<T>(&self, make: impl FnOnce(Sender<T>) -> Cmd) -> Option<T> {
-        let (rtx, rrx) = bounded(1);
-        self.tx.send(make(rtx)).ok()?;
-        rrx.recv().ok()
-    }
-
-    /// Spawn `spec.command` via `/bin/sh -c` in a new process group. Returns the PID.
-    /// A detached app is reaped but not tracked.
-    ///
-    /// Errors: [`TrackerError::Spawn`] with the OS error (e.g. missing cwd).
-    pub fn spawn(&self, spec: &AppSpec) -> Result<u32, TrackerError> {
-        self.call(|reply| Cmd::Spawn {
-            spec: Box::new(spec.clone()),
-            reply,
-        })
-        .unwrap_or(Err(TrackerError::Closed))
-    }
-
-    /// Track a PID the app reported itself (`POST /apps/{name}/launched`).
-    ///
-    /// Errors: [`TrackerError::NoSuchPid`] when `pid` is not alive.
-    pub fn adopt(&self, name: &str, pid: u32) -> Result<(), TrackerError> {
-        self.call(|reply| Cmd::Adopt {
-            name: name.to_string(),
-            pid,
-            reply,
-        })
-        .unwrap_or(Err(TrackerError::Closed))
-    }
-
-    /// Stop the app's process group: SIGTERM, then SIGKILL after `timeout_ms`.
-    /// Blocks the caller (not the tracker) until the process is gone.
-    ///
-    /// Errors: [`TrackerError::NotRunning`] when nothing is tracked for `name`.
-    pub fn stop(&self, name: &str, timeout_ms: u64) -> Result<StopOutcome, TrackerError> {
-        self.call(|reply| Cmd::Stop {
-            name: name.to_string(),
-            timeout_ms,
-            reply,
-        })
-        .unwrap_or(Err(TrackerError::Closed))
-    }
-
-    /// Start polling `cmd` every 500 ms until it exits 0 (→ [`TrackerEvent::Ready`])
-    /// or `timeout_ms` pass (→ [`TrackerEvent::ReadyTimeout`]). Replaces a running probe.
-    pub fn start_probe(&self, name: &str, cmd: &str, cwd: Option<PathBuf>, timeout_ms: u64) {
-        let _ = self.tx.send(Cmd::StartProbe {
-            name: name.to_string(),
-            cmd: cmd.to_string(),
-            cwd,
-            timeout_ms,
-        });
-    }
-
-    /// Cancel the readiness probe of `name`, if any.
-    pub fn cancel_probe(&self, name: &str) {
-        let _ = self.tx.send(Cmd::CancelProbe {
-            name: name.to_string(),
-        });
-    }
-
-    /// The live tracked PID of `name`, if any.
-    pub fn alive_pid(&self, name: &str) -> Option<u32> {
-        self.call(|reply| Cmd::IsAlive {
-            name: name.to_string(),
-            reply,
-        })
-        .flatten()
-    }
-
-    /// Stop the tracker thread. Tracked apps keep running (they are the user's apps).
-    pub fn shutdown(&self) {
-        let _ = self.tx.send(Cmd::Shutdown);
-    }
-}
-
-/// Expand a leading `~` or `~/` to the home directory.
-pub fn expand_tilde(p: &str) -> PathBuf {
-    if p == "~" {
-        return dirs::home_dir().unwrap_or_else(|| PathBuf::from(p));
-    }
-    if let Some(rest) = p.strip_prefix("~/")
-        && let Some(h) = dirs::home_dir()
-    {
-        return h.join(rest);
-    }
-    PathBuf::from(p)
-}
 
 enum Watch {
     /// A child of the daemon: exit decided by `try_wait`.
@@ -291,22 +42,14 @@ struct Tracked {
     cpu_samples: u32,
 }
 
-struct Probe {
-    cmd: String,
-    cwd: Option<PathBuf>,
-    timeout_ms: u64,
-    deadline: Instant,
-    next_at: Instant,
-    running: Option<Child>,
-}
-
-struct State {
+/// The tracker actor's state, owned by its thread.
+pub(super) struct State {
     log_dir: PathBuf,
-    events: EventSink,
+    pub(super) events: EventSink,
     tracked: HashMap<String, Tracked>,
-    probes: HashMap<String, Probe>,
+    pub(super) probes: HashMap<String, Probe>,
     /// Children reaped without being reported (detached apps, replaced watches, probes).
-    orphans: Vec<Child>,
+    pub(super) orphans: Vec<Child>,
     sys: Option<sysinfo::System>,
     next_stats: Instant,
 }
@@ -315,16 +58,8 @@ fn status_parts(st: ExitStatus) -> (Option<i32>, Option<i32>) {
     (st.code(), st.signal())
 }
 
-fn group_alive(pgid: i32) -> bool {
-    killpg(Pid::from_raw(pgid), None).is_ok()
-}
-
-fn pid_alive(pid: u32) -> bool {
-    kill(Pid::from_raw(pid as i32), None).is_ok()
-}
-
 impl State {
-    fn new(log_dir: PathBuf, events: EventSink) -> Self {
+    pub(super) fn new(log_dir: PathBuf, events: EventSink) -> Self {
         State {
             log_dir,
             events,
@@ -347,7 +82,7 @@ impl State {
         }
     }
 
-    fn run(mut self, rx: Receiver<Cmd>) {
+    pub(super) fn run(mut self, rx: Receiver<Cmd>) {
         loop {
             let timeout = self.tick_interval();
             select_biased! {
@@ -387,18 +122,7 @@ impl State {
                 timeout_ms,
             } => {
                 self.cancel_probe(&name);
-                let now = Instant::now();
-                self.probes.insert(
-                    name,
-                    Probe {
-                        cmd,
-                        cwd,
-                        timeout_ms,
-                        deadline: now + Duration::from_millis(timeout_ms),
-                        next_at: now,
-                        running: None,
-                    },
-                );
+                self.probes.insert(name, Probe::new(cmd, cwd, timeout_ms));
             }
             Cmd::CancelProbe { name } => self.cancel_probe(&name),
             Cmd::IsAlive { name, reply } => {
@@ -406,16 +130,6 @@ impl State {
                 let _ = reply.send(self.tracked.get(&name).map(|t| t.pid));
             }
             Cmd::Shutdown => {}
-        }
-    }
-
-    fn cancel_probe(&mut self, name: &str) {
-        if let Some(mut p) = self.probes.remove(name)
-            && let Some(mut c) = p.running.take()
-        {
-            let _ = killpg(Pid::from_raw(c.id() as i32), Signal::SIGKILL);
-            let _ = c.try_wait();
-            self.orphans.push(c);
         }
     }
 
@@ -443,10 +157,7 @@ impl State {
         let out = self.open_log(&spec.name);
         let err = self.open_log(&spec.name);
         cmd.stdout(out).stderr(err);
-        for k in STRIPPED_ENV {
-            cmd.env_remove(k);
-        }
-        cmd.envs(&spec.env);
+        strip_env(&mut cmd).envs(&spec.env);
         cmd.env("ORCHESTRATR_APP", &spec.name);
         if let Some(cwd) = &spec.cwd {
             let dir = expand_tilde(cwd);
@@ -666,7 +377,7 @@ impl State {
                     }));
                 }
                 if let Some(mut p) = self.probes.remove(&name)
-                    && let Some(c) = p.running.take()
+                    && let Some(c) = p.take_attempt()
                 {
                     self.orphans.push(c);
                 }
@@ -674,66 +385,6 @@ impl State {
         }
         self.orphans
             .retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
-    }
-
-    fn poll_probes(&mut self) {
-        let now = Instant::now();
-        let mut finished: Vec<(String, bool)> = Vec::new();
-        for (name, p) in self.probes.iter_mut() {
-            if let Some(c) = &mut p.running {
-                match c.try_wait() {
-                    Ok(Some(st)) if st.success() => {
-                        p.running = None;
-                        finished.push((name.clone(), true));
-                        continue;
-                    }
-                    Ok(Some(_)) | Err(_) => p.running = None,
-                    Ok(None) => {}
-                }
-            }
-            if now >= p.deadline {
-                if let Some(mut c) = p.running.take() {
-                    let _ = killpg(Pid::from_raw(c.id() as i32), Signal::SIGKILL);
-                    let _ = c.try_wait();
-                    self.orphans.push(c);
-                }
-                finished.push((name.clone(), false));
-                continue;
-            }
-            if p.running.is_none() && now >= p.next_at {
-                p.next_at = now + Duration::from_millis(READY_POLL_MS);
-                let mut cmd = Command::new("/bin/sh");
-                cmd.arg("-c")
-                    .arg(&p.cmd)
-                    .process_group(0)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null());
-                for k in STRIPPED_ENV {
-                    cmd.env_remove(k);
-                }
-                if let Some(d) = &p.cwd {
-                    cmd.current_dir(d);
-                }
-                match cmd.spawn() {
-                    Ok(c) => p.running = Some(c),
-                    Err(e) => log::warn!("ready_cmd of '{name}' failed to start: {e}"),
-                }
-            }
-        }
-        for (name, ok) in finished {
-            if let Some(p) = self.probes.remove(&name) {
-                let ev = if ok {
-                    TrackerEvent::Ready { name }
-                } else {
-                    TrackerEvent::ReadyTimeout {
-                        name,
-                        timeout_ms: p.timeout_ms,
-                    }
-                };
-                (self.events)(ev);
-            }
-        }
     }
 
     fn sample_stats(&mut self) {
@@ -778,9 +429,4 @@ impl State {
         self.poll_probes();
         self.sample_stats();
     }
-}
-
-/// Is `path` an existing directory after `~` expansion? Used by validation messages.
-pub fn dir_exists(path: &str) -> bool {
-    Path::new(&expand_tilde(path)).is_dir()
 }

@@ -1,0 +1,111 @@
+//! The request as handlers see it ([`Call`]) and what every handler can reach
+//! ([`Ctx`]). Shared by the feature files; imports nothing else of `http/`
+//! beyond [`HttpError`].
+
+use super::HttpError;
+use crate::events::Bus;
+use crate::registry::Registry;
+use crossbeam_channel::Sender;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicUsize};
+use std::time::Instant;
+
+/// What every handler can reach: actor handles and daemon facts.
+pub struct Ctx {
+    /// Registry actor (apps, settings).
+    pub registry: Registry,
+    /// Event bus actor.
+    pub bus: Bus,
+    /// The bearer token (64 hex chars).
+    pub token: String,
+    /// When the daemon started (for `uptime_seconds`).
+    pub started: Instant,
+    /// The bound port (set once listening).
+    pub port: AtomicU16,
+    /// The daemon's PID.
+    pub pid: u32,
+    /// `<cfg>`, reported by `/health`.
+    pub config_dir: PathBuf,
+    /// Open SSE streams (capped by `sse_max_streams`).
+    pub streams: Arc<AtomicUsize>,
+    /// Sends the graceful-shutdown request (`POST /shutdown`).
+    pub shutdown: Sender<&'static str>,
+    /// Approvals actor (API.md §8).
+    pub approvals: crate::approvals::Approvals,
+    /// Executor actor (API.md §7).
+    pub executor: crate::executor::Executor,
+    /// Tokens, rate limits and the audit log (API.md §12).
+    pub security: Arc<super::tokens::Security>,
+}
+
+/// A parsed request, as handlers see it.
+pub struct Call {
+    /// `{}` path segments, in order.
+    pub params: Vec<String>,
+    /// Query parameters (last value wins), percent-decoded.
+    pub query: HashMap<String, String>,
+    /// The JSON body, if any (always an object when present).
+    pub body: Option<Value>,
+    /// The `Last-Event-ID` header, if any.
+    pub last_event_id: Option<String>,
+}
+
+impl Call {
+    /// The first `{}` path segment (app name, approval id, ...).
+    pub fn name(&self) -> &str {
+        self.params.first().map(String::as_str).unwrap_or("")
+    }
+    /// The body as an object, if any.
+    pub fn body_obj(&self) -> Option<&Map<String, Value>> {
+        self.body.as_ref().and_then(Value::as_object)
+    }
+    /// A body field that is present and not `null`.
+    pub fn field(&self, k: &str) -> Option<&Value> {
+        self.body_obj()
+            .and_then(|o| o.get(k))
+            .filter(|v| !v.is_null())
+    }
+    /// A required non-empty string field. Errors: `400` naming the field.
+    pub fn req_str(&self, k: &str) -> Result<&str, HttpError> {
+        match self.field(k) {
+            None => Err(HttpError::bad_request(format!(
+                "missing required field '{k}'"
+            ))),
+            Some(Value::String(s)) if !s.is_empty() => Ok(s),
+            Some(_) => Err(HttpError::bad_request(format!(
+                "field '{k}' must be a non-empty string"
+            ))),
+        }
+    }
+    /// An optional string field. Errors: `400` when present and not a string.
+    pub fn opt_str(&self, k: &str) -> Result<Option<&str>, HttpError> {
+        match self.field(k) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(HttpError::bad_request(format!(
+                "field '{k}' must be a string"
+            ))),
+        }
+    }
+    /// A non-empty query parameter.
+    pub fn q(&self, k: &str) -> Option<&str> {
+        self.query
+            .get(k)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+    /// An optional unsigned integer query parameter. Errors: `400` naming it.
+    pub fn q_u64(&self, k: &str) -> Result<Option<u64>, HttpError> {
+        match self.q(k) {
+            None => Ok(None),
+            Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+                HttpError::bad_request(format!(
+                    "query parameter '{k}' must be a non-negative integer, not '{v}'"
+                ))
+            }),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Process helpers shared by the tracker (apps) and the executor (runs): `~`
+//! expansion, a process's start time (PID-reuse guard), the environment a child
+//! must not inherit, and liveness checks of a PID or a process group.
+//!
+//! No state and no threads: plain functions over `nix`, `sysinfo` and `std`.
+
+use nix::sys::signal::{kill, killpg};
+use nix::unistd::Pid;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Environment variables a service manager gives the daemon that must not leak
+/// into children (DESIGN.md §4: systemd `NOTIFY_SOCKET`, socket activation).
+pub const STRIPPED_ENV: &[&str] = &[
+    "NOTIFY_SOCKET",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+];
+
+/// Remove [`STRIPPED_ENV`] from the environment `cmd` will pass to its child.
+pub fn strip_env(cmd: &mut Command) -> &mut Command {
+    for k in STRIPPED_ENV {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
+/// Start time of `pid` (sysinfo: seconds since the epoch), refreshing only that
+/// process. Used to recognise a PID after a while despite PID reuse; `None` when
+/// no such process exists.
+pub fn process_start_time(sys: &mut sysinfo::System, pid: u32) -> Option<u64> {
+    let p = sysinfo::Pid::from_u32(pid);
+    sys.refresh_processes_specifics(
+        sysinfo::ProcessesToUpdate::Some(&[p]),
+        true,
+        sysinfo::ProcessRefreshKind::nothing(),
+    );
+    sys.process(p).map(|pr| pr.start_time())
+}
+
+/// Expand a leading `~` or `~/` to the home directory (unchanged without a home).
+pub fn expand_tilde(p: &str) -> PathBuf {
+    if p == "~" {
+        return dirs::home_dir().unwrap_or_else(|| PathBuf::from(p));
+    }
+    if let Some(rest) = p.strip_prefix("~/")
+        && let Some(h) = dirs::home_dir()
+    {
+        return h.join(rest);
+    }
+    PathBuf::from(p)
+}
+
+/// Is `path` an existing directory after `~` expansion? Used by validation messages.
+pub fn dir_exists(path: &str) -> bool {
+    Path::new(&expand_tilde(path)).is_dir()
+}
+
+/// Does any process of group `pgid` still exist (`killpg(pgid, 0)`, POSIX
+/// `kill(2)` with signal 0)? A zombie member counts as alive until reaped.
+pub fn group_alive(pgid: i32) -> bool {
+    killpg(Pid::from_raw(pgid), None).is_ok()
+}
+
+/// Does process `pid` still exist (`kill(pid, 0)`)? A zombie counts as alive.
+pub fn pid_alive(pid: u32) -> bool {
+    kill(Pid::from_raw(pid as i32), None).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tilde_expands_only_at_the_start() {
+        assert_eq!(expand_tilde("/a/~/b"), PathBuf::from("/a/~/b"));
+        assert_eq!(expand_tilde("~user"), PathBuf::from("~user"));
+        if let Some(h) = dirs::home_dir() {
+            assert_eq!(expand_tilde("~"), h);
+            assert_eq!(expand_tilde("~/x"), h.join("x"));
+        }
+    }
+
+    #[test]
+    fn own_process_and_group_are_alive() {
+        let me = std::process::id();
+        assert!(pid_alive(me));
+        assert!(group_alive(nix::unistd::getpgrp().as_raw()));
+        let mut sys = sysinfo::System::new().expect("sysinfo");
+        assert!(process_start_time(&mut sys, me).is_some());
+    }
+}
