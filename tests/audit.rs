@@ -248,3 +248,50 @@ fn kill_9_during_a_burst_leaves_no_torn_line() {
     let o = d.cli(&["audit", "--verify"]);
     assert!(o.status.success(), "{}", describe(&o));
 }
+
+#[test]
+fn follow_survives_an_admin_token_rotation() {
+    let d = Daemon::start(CFG);
+    let (st, _) = d.post_json_auth("/tokens", &json!({"name": "before", "scopes": ["read"]}));
+    assert_eq!(st, 201);
+    let out = d.dirs.scratch().join("follow.out");
+    let mut cmd = d.dirs.command();
+    cmd.args(["audit", "--follow", "--json", "--since", "0"])
+        .stdout(std::fs::File::create(&out).expect("out"))
+        .stderr(std::process::Stdio::null());
+    let mut child = ChildGuard::spawn(&mut cmd);
+    let seen = |what: &str| {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains(what)
+    };
+    wait_for(Duration::from_secs(10), "the first line", || {
+        seen("create_token")
+    });
+    let (st, v) = d.post_json_auth("/tokens/rotate", &json!({"grace_s": 0}));
+    assert_eq!(st, 200, "{v}");
+    let new = d.dirs.read_token().expect("token");
+    let a = format!("Bearer {new}");
+    let r = d.request(
+        "POST",
+        "/tokens",
+        &[("Authorization", &a), ("Content-Type", "application/json")],
+        json!({"name": "after", "scopes": ["read"]})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 201, "{r}");
+    wait_for(Duration::from_secs(10), "lines after the rotation", || {
+        seen("rotate_token")
+            && std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .matches("create_token")
+                .count()
+                >= 2
+    });
+    assert!(
+        child.0.try_wait().expect("wait").is_none(),
+        "follow still running"
+    );
+    child.kill_and_reap();
+}
