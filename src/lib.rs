@@ -8,6 +8,8 @@
 pub mod actor;
 pub mod agents;
 pub mod approvals;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -17,6 +17,7 @@ pub mod agent_cmds;
 mod agent_hook;
 pub mod app_cmds;
 pub mod approvals_cmds;
+mod audit_cmds;
 pub mod config_cmds;
 mod daemon_cmds;
 pub mod error;
@@ -30,6 +31,7 @@ mod trigger_cmd;
 mod wait;
 
 pub use error::{CliError, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, Outcome};
+mod token_cmds;
 
 use crate::client::{Client, ClientError};
 use crate::paths::Paths;
@@ -103,6 +105,8 @@ macro_rules! commands_help {
     "  emit TYPE --source S               publish an event\n\n",
     "Daemon:\n  daemon start|stop|status|serve|reload\n",
     "  start | stop | status | serve      shortcuts for `daemon …`\n\n",
+    "Security:\n  token list|create|revoke|rotate    scoped API tokens (secret shown once)\n",
+    "  audit [-f] [--verify]              the audit log of control actions\n\n",
     "Setup:\n  config check|path                  validate config.yml without a daemon\n",
     "  remote add|list|remove             named daemons on other machines\n",
     "  completions bash|zsh|fish          shell completion script\n",
@@ -126,6 +130,9 @@ const AFTER_LONG_HELP: &str = concat!(
     "  <cfg>/config.yml, <cfg>/apps.d/*.yml   registry (hot-reloaded)\n",
     "  <cfg>/port, <cfg>/token                 discovery and bearer token\n",
     "  <cfg>/remotes.json                      named remotes (`orchestratr remote`)\n",
+    "  <cfg>/tokens.json                       scoped tokens (SHA-256 hashes only)\n",
+    "  <state>/audit.jsonl[.1-.5]              audit log of control actions (hash-chained)\n",
+    "  <state>/agents/<id>/                    agent session records and output.log\n",
     "  <state>/orchestratr.pid, .log           lock and log of `orchestratr start`\n",
     "  <state>/logs/<app>.log                  output of apps launched by the daemon\n",
     "  <state>/executions/<id>/                execution records and output.log\n",
@@ -151,6 +158,10 @@ pub enum Command {
     Approval(approvals_cmds::ApprovalCmd),
     /// Interactive coding agents in tmux: spawn, list, show, send, keys, screen, logs, attach, kill.
     Agent(agent_cmds::AgentArgs),
+    /// Scoped API tokens: list, create (secret shown once), revoke, rotate the admin token.
+    Token(token_cmds::TokenArgs),
+    /// Show, follow (--follow) or verify (--verify) the audit log of control actions.
+    Audit(audit_cmds::AuditArgs),
     /// Show the newest events (like `journalctl -n`), or follow them live.
     Events(events_cmds::EventsArgs),
     /// Publish an event on the daemon's bus; prints its id.
@@ -300,6 +311,8 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Emit(a) => events_cmds::emit(&env, &a),
         Command::Trigger(a) => Ok(trigger_cmd::trigger(&env, &a)),
         Command::Agent(a) => Ok(agent_cmds::run(&env, &a)),
+        Command::Token(a) => Ok(token_cmds::run(&env, &a)),
+        Command::Audit(a) => Ok(audit_cmds::run(&env, &a)),
         Command::AgentExec { dir } => Ok(agent_cmds::agent_exec(&dir)),
         Command::Daemon(c) => daemon_cmds::dispatch(&env, c),
         Command::Config(c) => config_cmds::dispatch(&env, c),

@@ -82,6 +82,8 @@ pub struct Settings {
     pub retention: Retention,
     /// Transport limits and `allow_users` (API.md §9; config/transport.rs).
     pub transport: transport::Transport,
+    /// `rate_limits`, `ip_allowlist`, `trusted_proxies`, `audit_max_bytes` (API.md §12).
+    pub security: crate::auth::config::SecurityConfig,
 }
 
 /// Retention limits (`retention:` in config.yml; API.md §7).
@@ -122,6 +124,7 @@ impl Default for Settings {
             sse_queue_capacity: 1024,
             retention: Retention::default(),
             transport: transport::Transport::default(),
+            security: Default::default(),
         }
     }
 }
@@ -220,6 +223,10 @@ struct RawConfig {
     body_timeout_ms: Option<Spanned<Num>>,
     idle_timeout_ms: Option<Spanned<Num>>,
     allow_users: Option<Vec<Spanned<transport::RawUser>>>,
+    rate_limits: Option<crate::auth::config::RawRateLimits>,
+    ip_allowlist: Option<Vec<Spanned<String>>>,
+    trusted_proxies: Option<Vec<Spanned<String>>>,
+    audit_max_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -418,6 +425,16 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
         allow_users: raw.allow_users,
     };
     transport::validate(raw_transport, file, &mut s.transport, &mut errs);
+    let (rl, ipa, tp, amb) = (
+        raw.rate_limits,
+        raw.ip_allowlist,
+        raw.trusted_proxies,
+        raw.audit_max_bytes,
+    );
+    match crate::auth::config::parse(rl, ipa, tp, amb, file) {
+        Ok(sec) => s.security = sec,
+        Err(d) => errs.extend(d),
+    }
     let raw_exec = exec::RawExec {
         tasks: raw.tasks,
         pools: raw.pools,

@@ -279,7 +279,13 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     let token = ensure_token(&paths.token_file())?;
     let port = opts.port.unwrap_or(cfg.settings.api_port);
 
+    let audit_path = paths.state_dir.join(crate::audit::FILE);
+    let audit =
+        crate::audit::AuditLog::open(&paths.state_dir, cfg.settings.security.audit_max_bytes)
+            .map_err(io_err("open audit log", &audit_path))?;
     let (bus, bus_thread) = Bus::start(cfg.settings.event_buffer, cfg.settings.event_buffer_bytes);
+    let security =
+        crate::http::tokens::Security::start(&paths.config_dir, &token, audit, bus.clone());
     let settings_retention_approvals = cfg.settings.retention.approvals;
     let app_count = cfg.apps.len();
     let shutdown_grace = Duration::from_millis(cfg.exec.shutdown_timeout_ms);
@@ -350,6 +356,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         approvals: approvals.clone(),
         executor: executor.clone(),
         agents: agents.clone(),
+        security,
     });
     let (dead_tx, dead_rx) = unbounded::<String>();
     let mut http = match HttpServer::start(listener, ctx.clone(), dead_tx.clone()) {

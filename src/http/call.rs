@@ -41,6 +41,8 @@ pub struct Ctx {
     pub executor: crate::executor::Executor,
     /// Agent sessions (API.md §10).
     pub agents: crate::agents::Agents,
+    /// Tokens, rate limits and the audit log (API.md §12).
+    pub security: Arc<super::tokens::Security>,
 }
 
 /// A parsed request, as handlers see it.

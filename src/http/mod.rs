@@ -10,6 +10,7 @@ pub mod agents;
 pub mod app_output;
 pub mod approvals;
 pub mod apps;
+pub mod audit;
 mod call;
 pub mod daemon;
 pub mod events;
@@ -19,6 +20,7 @@ pub mod router;
 pub mod routes;
 pub mod server;
 pub mod sse;
+pub mod tokens;
 pub mod trigger;
 
 pub use call::{Call, Ctx};

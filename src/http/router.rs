@@ -97,6 +97,16 @@ pub enum RouteId {
     AgentStatus,
     /// `GET /agents/{id}/attach`
     AttachAgent,
+    /// `GET /tokens` (API.md §12)
+    ListTokens,
+    /// `POST /tokens`
+    CreateToken,
+    /// `DELETE /tokens/{id}`
+    RevokeToken,
+    /// `POST /tokens/rotate`
+    RotateToken,
+    /// `GET /audit`
+    Audit,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -150,6 +160,11 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("GET", "/agents/{}/stream", RouteId::AgentStream, Auth::TokenOrQuery),
     ("POST", "/agents/{}/status", RouteId::AgentStatus, Auth::Token),
     ("GET", "/agents/{}/attach", RouteId::AttachAgent, Auth::Token),
+    ("GET", "/tokens", RouteId::ListTokens, Auth::Token),
+    ("POST", "/tokens", RouteId::CreateToken, Auth::Token),
+    ("POST", "/tokens/rotate", RouteId::RotateToken, Auth::Token),
+    ("DELETE", "/tokens/{}", RouteId::RevokeToken, Auth::Token),
+    ("GET", "/audit", RouteId::Audit, Auth::Token),
 ];
 
 /// Result of matching a request line.

@@ -1,6 +1,7 @@
 //! The dispatch pipeline (API.md §3-§4): guards 1-6 in order, then the router,
 //! then the handler of the matched route, which lives in the feature file
-//! (`apps.rs`, `events.rs`, `executions.rs`, `approvals.rs`, `daemon.rs`).
+//! (`apps.rs`, `events.rs`, `executions.rs`, `approvals.rs`, `daemon.rs`,
+//! `tokens.rs`, `audit.rs`).
 //! Nothing here answers a route itself; feature files never import this file.
 
 use super::guards::{self, header};
@@ -19,14 +20,21 @@ fn parse_query(url: &str) -> HashMap<String, String> {
     }
 }
 
-/// Run guards 1-6 (API.md §3) and the matched handler; answers carry the CORS
-/// headers of API.md §9 for an origin in `allowed_origins`.
+/// Run guards 1-6 (API.md §3) and the matched handler. The gate audits and
+/// adds rate-limit headers (API.md §12); answers carry the CORS headers of
+/// API.md §9 for an origin in `allowed_origins`.
 pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
     let cors = guards::cors_origin(header(req, "Origin"), &ctx.registry.settings());
-    guards::with_cors(dispatch_guarded(ctx, req), cors.as_deref())
+    let mut gate = super::tokens::Gate::new(req);
+    let result = dispatch_gated(ctx, req, &mut gate);
+    guards::with_cors(gate.finish(ctx, result), cors.as_deref())
 }
 
-fn dispatch_guarded(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
+fn dispatch_gated(
+    ctx: &Ctx,
+    req: &mut tiny_http::Request,
+    gate: &mut super::tokens::Gate,
+) -> HResult {
     let settings = ctx.registry.settings();
     guards::check_peer(req.remote_addr())?;
     guards::check_host(header(req, "Host"), &settings)?;
@@ -68,13 +76,7 @@ fn dispatch_guarded(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
     let query = parse_query(&url);
     // API.md §9: where the peer's uid is unknown, the open routes need the token too.
     let auth = super::server::token_needed(auth, matches!(id, RouteId::Health), req);
-    guards::check_token(
-        auth,
-        header(req, "Authorization"),
-        query.get("token").map(String::as_str),
-        &ctx.token,
-        &settings,
-    )?;
+    gate.check(ctx, req, id, auth, &params, &query, &settings)?;
     let body = guards::read_json_body(req)?;
     if let Some(b) = &body
         && !b.is_object()
@@ -135,6 +137,11 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::AgentStream
         | RouteId::AgentStatus
         | RouteId::AttachAgent => super::agents::route,
+        RouteId::ListTokens
+        | RouteId::CreateToken
+        | RouteId::RevokeToken
+        | RouteId::RotateToken => super::tokens::route,
+        RouteId::Audit => super::audit::route,
     };
     serve(ctx, id, c)
 }
