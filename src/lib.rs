@@ -16,6 +16,7 @@ pub mod executor;
 pub mod fsutil;
 pub mod http;
 pub mod logging;
+pub mod mcp;
 pub mod paths;
 pub mod proc;
 pub mod records;

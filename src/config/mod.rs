@@ -12,6 +12,8 @@
 mod check;
 mod diag;
 pub mod exec;
+pub mod mcp_inputs;
+pub mod notify;
 pub mod ranges;
 mod sources;
 mod suggest;
@@ -75,6 +77,8 @@ pub struct Settings {
     pub sse_queue_capacity: usize,
     /// How many finished records are kept (`retention:`).
     pub retention: Retention,
+    /// Webhooks fed from the event bus (`notify:`, API.md §13).
+    pub notify: Vec<notify::NotifySpec>,
 }
 
 /// Retention limits (`retention:` in config.yml; API.md §7).
@@ -114,6 +118,7 @@ impl Default for Settings {
             sse_max_streams: 64,
             sse_queue_capacity: 1024,
             retention: Retention::default(),
+            notify: Vec::new(),
         }
     }
 }
@@ -207,6 +212,7 @@ struct RawConfig {
     agents: Option<BTreeMap<String, Spanned<exec::RawAgent>>>,
     workspaces: Option<Vec<String>>,
     shutdown_timeout_ms: Option<Spanned<Num>>,
+    notify: Option<Vec<Spanned<notify::RawNotify>>>,
 }
 
 #[derive(Deserialize)]
@@ -396,6 +402,9 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
         if let Some(v) = ranges::RETENTION_APPROVALS.check_opt(file, &r.approvals, &mut errs) {
             s.retention.approvals = to_usize(v);
         }
+    }
+    if let Some(n) = raw.notify {
+        s.notify = notify::validate(n, file, &mut errs);
     }
     let raw_exec = exec::RawExec {
         tasks: raw.tasks,

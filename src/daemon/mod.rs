@@ -293,7 +293,9 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         bus.clone(),
         settings_retention_approvals,
     );
+    let mcp_state = crate::mcp::McpState::new(cfg.exec.clone());
     let (exec_for_reload, approvals_for_reload) = (executor.clone(), approvals.clone());
+    let mcp_for_reload = mcp_state.clone();
     let (registry, actor_threads) = Registry::start(
         cfg,
         paths.config_dir.clone(),
@@ -302,6 +304,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         Box::new(move |c| {
             exec_for_reload.reconfigure(c.exec.clone(), c.settings.retention.clone());
             approvals_for_reload.set_retention(c.settings.retention.approvals);
+            mcp_for_reload.set_exec(c.exec.clone());
         }),
     );
     let mut actor_threads = actor_threads;
@@ -337,6 +340,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         shutdown: shutdown.tx.clone(),
         approvals: approvals.clone(),
         executor: executor.clone(),
+        mcp: mcp_state,
     });
     let (dead_tx, dead_rx) = unbounded::<String>();
     let mut http = match HttpServer::start(listener, ctx.clone(), dead_tx.clone()) {

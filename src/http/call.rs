@@ -37,6 +37,8 @@ pub struct Ctx {
     pub approvals: crate::approvals::Approvals,
     /// Executor actor (API.md §7).
     pub executor: crate::executor::Executor,
+    /// The tasks the MCP tools are built from (API.md §13).
+    pub mcp: crate::mcp::McpState,
 }
 
 /// A parsed request, as handlers see it.

@@ -71,6 +71,12 @@ pub enum RouteId {
     Delegate,
     /// `GET /tasks/{ticket_id}`
     GetTicket,
+    /// `POST /mcp` (MCP Streamable HTTP transport, API.md §13)
+    Mcp,
+    /// `GET /tools`
+    ListTools,
+    /// `POST /tools/{name}`
+    CallTool,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -110,6 +116,9 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("POST", "/executions/{}/retry", RouteId::RetryExecution, Auth::Token),
     ("POST", "/delegate", RouteId::Delegate, Auth::Token),
     ("GET", "/tasks/{}", RouteId::GetTicket, Auth::Token),
+    ("POST", "/mcp", RouteId::Mcp, Auth::Token),
+    ("GET", "/tools", RouteId::ListTools, Auth::Token),
+    ("POST", "/tools/{}", RouteId::CallTool, Auth::Token),
 ];
 
 /// Result of matching a request line.

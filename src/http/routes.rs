@@ -5,7 +5,7 @@
 
 use super::guards::{self, header};
 use super::router::{self, RouteId, RouteMatch};
-use super::{HResult, HttpError, approvals, apps, daemon, events, executions};
+use super::{HResult, HttpError, approvals, apps, daemon, events, executions, mcp};
 use std::collections::HashMap;
 
 pub use super::{Call, Ctx};
@@ -67,6 +67,7 @@ pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
     let body = guards::read_json_body(req)?;
     if let Some(b) = &body
         && !b.is_object()
+        && !(id == RouteId::Mcp && b.is_array())
     {
         return Err(HttpError::bad_request("request body must be a JSON object"));
     }
@@ -106,6 +107,7 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::RetryExecution
         | RouteId::Delegate
         | RouteId::GetTicket => executions::route,
+        RouteId::Mcp | RouteId::ListTools | RouteId::CallTool => mcp::route,
     };
     serve(ctx, id, c)
 }
