@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod http;
 pub mod logging;
 pub mod mcp;
+pub mod notify;
 pub mod paths;
 pub mod proc;
 pub mod records;

@@ -5,6 +5,7 @@ pub mod approvals_cmds;
 mod daemon_cmds;
 mod events_cmds;
 pub mod exec_cmds;
+mod mcp_cmd;
 
 use crate::client::{Client, ClientError};
 use crate::paths::Paths;
@@ -196,6 +197,8 @@ pub enum Command {
     Retry(exec_cmds::IdArgs),
     /// Delegate a task to a coding agent configured under `agents:`; prints the ticket id.
     Delegate(exec_cmds::DelegateArgs),
+    /// MCP stdio server for Claude Desktop / Claude Code (forwards to the daemon's /mcp).
+    Mcp,
 }
 
 /// Print a line to stdout; `false` when stdout is closed (e.g. piped to `head`).
@@ -298,6 +301,7 @@ pub fn main() -> ExitCode {
         Command::Cancel(a) => exec_cmds::cancel(&env, &a),
         Command::Retry(a) => exec_cmds::retry(&env, &a),
         Command::Delegate(a) => exec_cmds::delegate(&env, &a),
+        Command::Mcp => mcp_cmd::run(&env),
     };
     ExitCode::from(code)
 }

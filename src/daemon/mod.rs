@@ -328,6 +328,16 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     if fell_back {
         log::warn!("port {port} is taken; listening on {bound} instead (see the port file)");
     }
+    let notify_state = crate::notify::NotifyState::default();
+    if let Err(e) = crate::notify::worker::start(crate::notify::worker::Deps {
+        bus: bus.clone(),
+        registry: registry.clone(),
+        approvals: approvals.clone(),
+        state: notify_state.clone(),
+        base_url: format!("http://127.0.0.1:{bound}"),
+    }) {
+        log::warn!("cannot start the notifier: {e}; notifications are off");
+    }
     let ctx = Arc::new(Ctx {
         registry: registry.clone(),
         bus: bus.clone(),
@@ -341,6 +351,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         approvals: approvals.clone(),
         executor: executor.clone(),
         mcp: mcp_state,
+        notify: notify_state.clone(),
     });
     let (dead_tx, dead_rx) = unbounded::<String>();
     let mut http = match HttpServer::start(listener, ctx.clone(), dead_tx.clone()) {

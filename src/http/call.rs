@@ -39,6 +39,8 @@ pub struct Ctx {
     pub executor: crate::executor::Executor,
     /// The tasks the MCP tools are built from (API.md §13).
     pub mcp: crate::mcp::McpState,
+    /// Notification counters and one-time action URLs (API.md §13).
+    pub notify: crate::notify::NotifyState,
 }
 
 /// A parsed request, as handlers see it.

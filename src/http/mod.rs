@@ -15,6 +15,7 @@ pub mod events;
 pub mod executions;
 pub mod guards;
 pub mod mcp;
+pub mod notify;
 pub mod router;
 pub mod routes;
 pub mod server;

@@ -77,6 +77,8 @@ pub enum RouteId {
     ListTools,
     /// `POST /tools/{name}`
     CallTool,
+    /// `POST /notify/actions/{token}` (one-time ntfy action URL)
+    NotifyAction,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -119,6 +121,7 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("POST", "/mcp", RouteId::Mcp, Auth::Token),
     ("GET", "/tools", RouteId::ListTools, Auth::Token),
     ("POST", "/tools/{}", RouteId::CallTool, Auth::Token),
+    ("POST", "/notify/actions/{}", RouteId::NotifyAction, Auth::Open),
 ];
 
 /// Result of matching a request line.

@@ -5,7 +5,7 @@
 
 use super::guards::{self, header};
 use super::router::{self, RouteId, RouteMatch};
-use super::{HResult, HttpError, approvals, apps, daemon, events, executions, mcp};
+use super::{HResult, HttpError, approvals, apps, daemon, events, executions, mcp, notify};
 use std::collections::HashMap;
 
 pub use super::{Call, Ctx};
@@ -108,6 +108,7 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::Delegate
         | RouteId::GetTicket => executions::route,
         RouteId::Mcp | RouteId::ListTools | RouteId::CallTool => mcp::route,
+        RouteId::NotifyAction => notify::route,
     };
     serve(ctx, id, c)
 }
