@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
-from .errors import ApiError, NotRunning, error_for
+from .errors import NotRunning, OrchestratrError, error_for
 
 __all__ = ["Client", "Event", "config_dir", "discover"]
 
@@ -181,7 +181,7 @@ class Client:
         try:
             self.request("POST", f"/apps/{urllib.parse.quote(name, safe='')}/{what}", body, timeout=2.0)
             return True
-        except (OrchestratrErrorAlias, OSError):
+        except (OrchestratrError, OSError):
             return False
 
     def notify_launched(self, app: str, pid: Optional[int] = None) -> bool:
@@ -421,10 +421,6 @@ class Client:
     def call_tool(self, name: str, arguments: Optional[Dict[str, Any]] = None, timeout: float = 660) -> Dict[str, Any]:
         """``POST /tools/{name}`` → ``{"tool","is_error","result","text"}``."""
         return self.request("POST", f"/tools/{name}", arguments or {}, timeout=timeout)
-
-
-# Caught by the app protocol helpers.
-from .errors import OrchestratrError as OrchestratrErrorAlias  # noqa: E402
 
 
 def _sse_frames(resp) -> Iterator:
