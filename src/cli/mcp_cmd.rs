@@ -28,6 +28,7 @@ pub(crate) fn run(env: &Env) -> u8 {
         .build()
         .into();
     let mut threads = Vec::new();
+    let cache: Arc<Mutex<Option<Target>>> = Arc::new(Mutex::new(None));
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
@@ -48,12 +49,18 @@ pub(crate) fn run(env: &Env) -> u8 {
                 continue;
             }
         };
-        let (out, agent) = (out.clone(), agent.clone());
-        let target = env.client().map(|c| (c.base, c.token));
+        let (out, agent, cache) = (out.clone(), agent.clone(), cache.clone());
+        let discover = {
+            let (paths, url, token) = (env.paths.clone(), env.url.clone(), env.token.clone());
+            move || {
+                crate::client::Client::discover(&paths, url.as_deref(), token.as_deref())
+                    .map(|c| (c.base, c.token))
+            }
+        };
         threads.retain(|h: &std::thread::JoinHandle<()>| !h.is_finished());
         let spawned = std::thread::Builder::new()
             .name("mcp-forward".into())
-            .spawn(move || forward(&agent, target, msg, &out));
+            .spawn(move || forward_cached(&agent, &cache, discover, msg, &out));
         match spawned {
             Ok(h) => threads.push(h),
             Err(e) => eprintln!("orchestratr mcp: cannot start a thread: {e}"),
@@ -97,16 +104,58 @@ fn fail(out: &Mutex<std::io::Stdout>, msg: &Value, why: &str) {
     }
 }
 
-fn forward(
+/// Base URL and bearer token of the daemon.
+type Target = (String, Option<String>);
+
+/// Forward with the cached daemon address; on a connection failure, discover
+/// again (the daemon may have restarted on another port) and retry once.
+fn forward_cached(
     agent: &ureq::Agent,
-    target: Result<(String, Option<String>), crate::client::ClientError>,
+    cache: &Mutex<Option<Target>>,
+    discover: impl Fn() -> Result<Target, crate::client::ClientError>,
     msg: Value,
     out: &Mutex<std::io::Stdout>,
 ) {
-    let (base, token) = match target {
-        Ok(t) => t,
-        Err(e) => return fail(out, &msg, &e.to_string()),
+    let lock = || match cache.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
     };
+    let cached = lock().clone();
+    if let Some(t) = cached {
+        match forward(agent, &t, &msg, out) {
+            Ok(()) => return,
+            Err(_) => *lock() = None,
+        }
+    }
+    match discover() {
+        Ok(t) => {
+            *lock() = Some(t.clone());
+            if let Err(why) = forward(agent, &t, &msg, out) {
+                *lock() = None;
+                fail(out, &msg, &why);
+            }
+        }
+        Err(e) => fail(out, &msg, &e.to_string()),
+    }
+}
+
+fn connect_failed(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::ConnectionFailed => true,
+        ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+        _ => false,
+    }
+}
+
+/// Forward one message. Errors: the daemon could not be reached (nothing
+/// was written); every other outcome is written to `out`.
+fn forward(
+    agent: &ureq::Agent,
+    target: &Target,
+    msg: &Value,
+    out: &Mutex<std::io::Stdout>,
+) -> Result<(), String> {
+    let (base, token) = target;
     let mut req = agent
         .post(format!("{base}/mcp"))
         .header("Content-Type", "application/json")
@@ -116,12 +165,18 @@ fn forward(
     }
     let resp = match req.send(msg.to_string()) {
         Ok(r) => r,
+        // Only a refused connection is retried (after a new discovery): a
+        // request that may have reached the daemon is never sent twice.
+        Err(e) if connect_failed(&e) => {
+            return Err(format!("cannot reach the daemon at {base}: {e}"));
+        }
         Err(e) => {
-            return fail(
+            fail(
                 out,
-                &msg,
-                &format!("cannot reach the daemon at {base}: {e}"),
+                msg,
+                &format!("request to the daemon at {base} failed: {e}"),
             );
+            return Ok(());
         }
     };
     let status = resp.status().as_u16();
@@ -139,7 +194,7 @@ fn forward(
                 Err(_) => eprintln!("orchestratr mcp: skipped a non-JSON event from the daemon"),
             }
         }
-        return;
+        return Ok(());
     }
     let text = body
         .with_config()
@@ -147,18 +202,19 @@ fn forward(
         .read_to_string()
         .unwrap_or_default();
     if status == 202 || text.trim().is_empty() {
-        return;
+        return Ok(());
     }
     match serde_json::from_str::<Value>(&text) {
         Ok(v) if v.get("jsonrpc").is_some() || v.is_array() => write_msg(out, &v),
         Ok(v) => {
             let why = v["error"].as_str().unwrap_or("request failed");
-            fail(out, &msg, &format!("the daemon answered {status}: {why}"));
+            fail(out, msg, &format!("the daemon answered {status}: {why}"));
         }
         Err(_) => fail(
             out,
-            &msg,
+            msg,
             &format!("the daemon answered {status} without JSON"),
         ),
     }
+    Ok(())
 }
