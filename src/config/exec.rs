@@ -264,9 +264,14 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
         let inputs =
             super::mcp_inputs::validate_inputs(t.inputs.unwrap_or_default(), &name, file, errs);
         let mut command = t.command.value.clone();
-        if !inputs.is_empty() {
+        let mcp = t.mcp.unwrap_or(false);
+        // A task with inputs runs its rewritten form; an MCP task without
+        // inputs is only checked (a `{name}` there is surely a mistake); other
+        // tasks keep literal braces as before.
+        if !inputs.is_empty() || mcp {
             match super::mcp_inputs::rewrite_command(&command, &inputs) {
-                Ok(script) => command = CommandSpec::Shell(script),
+                Ok(script) if !inputs.is_empty() => command = CommandSpec::Shell(script),
+                Ok(_) => {}
                 Err(e) => errs.push(diag_at(file, &t.command, format!("task '{name}': {e}"))),
             }
         }
@@ -281,7 +286,7 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
                 pool,
                 allow_args: t.allow_args.unwrap_or(false) || !inputs.is_empty(),
                 description: t.description,
-                mcp: t.mcp.unwrap_or(false),
+                mcp,
                 inputs,
                 mcp_approval,
             },

@@ -262,7 +262,9 @@ fn placeholders(s: &str) -> Vec<(std::ops::Range<usize>, &str)> {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
+        // `${VAR}` is shell syntax, not a placeholder.
         if b[i] == b'{'
+            && (i == 0 || b[i - 1] != b'$')
             && let Some(end) = s[i + 1..].find('}')
         {
             let name = &s[i + 1..i + 1 + end];
@@ -405,6 +407,13 @@ mod tests {
             String::from_utf8_lossy(&out.stdout),
             "it's --n= $(rm -rf ~); `x`\n"
         );
+    }
+
+    #[test]
+    fn shell_variables_are_not_placeholders() {
+        let inputs = vec![input("a", InputType::String, true)];
+        let s = rewrite_command(&CommandSpec::Shell("echo ${HOME} {a}".into()), &inputs).unwrap();
+        assert_eq!(s, r#"echo ${HOME} "${1}""#);
     }
 
     #[test]
