@@ -7,6 +7,7 @@
 //! small enough for serde_json (DESIGN.md §5). Shapes are checked against the
 //! official Python SDK in `tests/python/`.
 
+mod catalog;
 pub mod jsonrpc;
 pub mod protocol;
 pub mod tools;
