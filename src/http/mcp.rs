@@ -52,6 +52,8 @@ fn backend(ctx: &Ctx) -> Backend {
         approvals: ctx.approvals.clone(),
         exec: ctx.mcp.exec(),
         base_url: format!("http://127.0.0.1:{}", ctx.port.load(Ordering::Relaxed)),
+        // The agents part (API.md §10) plugs in here (an `AgentsApi`).
+        agents: None,
     }
 }
 

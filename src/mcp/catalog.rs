@@ -57,11 +57,14 @@ fn input_schema_of(inputs: &[InputSpec]) -> Value {
     json!({"type": "object", "properties": props, "required": required})
 }
 
-/// Every tool (before scope filtering): task tools sorted by name, then the
+/// Every tool (before scope filtering; the agent tools only with `agents`): task tools sorted by name, then the
 /// built-ins. A task whose tool name collides with a built-in or an earlier
 /// task is left out (and logged at debug level).
-pub fn catalog(exec: &ExecConfig) -> Vec<Tool> {
+pub fn catalog(exec: &ExecConfig, agents: bool) -> Vec<Tool> {
     let mut out = builtins(exec);
+    if agents {
+        out.extend(agent_tools());
+    }
     for t in exec.tasks.values().filter(|t| t.mcp) {
         let name = tool_name_of_task(&t.name);
         if out.iter().any(|x| x.name == name) {
@@ -174,6 +177,35 @@ fn builtins(exec: &ExecConfig) -> Vec<Tool> {
                 "error": {"type": "string"}, "code": {"type": "string"}
             }}),
             kind: ToolKind::AskHuman,
+        },
+    ]
+}
+
+fn agent_tools() -> Vec<Tool> {
+    let id = json!({"type": "string", "description": "the agent's session_id"});
+    vec![
+        Tool {
+            name: "list_agents".into(),
+            description: "List the interactive agent sessions (tmux) and their status.".into(),
+            input_schema: json!({"type": "object", "properties": {}}),
+            output_schema: json!({"type": "object", "properties": {"agents": {"type": "array"}, "total": {"type": "integer"}}}),
+            kind: ToolKind::ListAgents,
+        },
+        Tool {
+            name: "agent_screen".into(),
+            description: "The visible screen of an agent session, as text.".into(),
+            input_schema: json!({"type": "object", "properties": {"session_id": id}, "required": ["session_id"]}),
+            output_schema: json!({"type": "object", "properties": {"text": {"type": "string"}, "cols": {"type": "integer"}, "rows": {"type": "integer"}}}),
+            kind: ToolKind::AgentScreen,
+        },
+        Tool {
+            name: "send_to_agent".into(),
+            description: "Type text into an agent session (pasted literally, then Enter unless submit is false).".into(),
+            input_schema: json!({"type": "object", "properties": {
+                "session_id": id, "text": {"type": "string"}, "submit": {"type": "boolean", "default": true}
+            }, "required": ["session_id", "text"]}),
+            output_schema: json!({"type": "object", "properties": {"status": {"type": "string"}}}),
+            kind: ToolKind::SendToAgent,
         },
     ]
 }

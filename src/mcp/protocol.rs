@@ -55,7 +55,7 @@ pub fn progress_token(m: &Message) -> Option<Value> {
 
 /// Every tool the caller may see.
 pub fn visible_tools(env: &Env) -> Vec<Tool> {
-    tools::catalog(&env.backend.exec)
+    tools::catalog(&env.backend.exec, env.backend.agents.is_some())
         .into_iter()
         .filter(|t| tools::visible(t, env.scopes))
         .collect()

@@ -52,6 +52,25 @@ pub enum ToolKind {
     Delegate,
     /// `ask_human`.
     AskHuman,
+    /// `list_agents` (needs [`Backend::agents`]).
+    ListAgents,
+    /// `agent_screen` (needs [`Backend::agents`]).
+    AgentScreen,
+    /// `send_to_agent` (needs [`Backend::agents`]).
+    SendToAgent,
+}
+
+/// What the agent built-ins need from the agents part (API.md §10). The
+/// HTTP layer passes an implementation once agents exist; without one the
+/// three agent tools are not listed. Errors: `(code, message)` with the
+/// API's error code (`not_found`, `not_running`, …).
+pub trait AgentsApi: Send + Sync {
+    /// `GET /agents` → `{"agents":[Agent],"total":n}`.
+    fn list(&self) -> Result<Value, (String, String)>;
+    /// `GET /agents/{id}/screen` → `{"text","cols","rows","cursor"}`.
+    fn screen(&self, session_id: &str) -> Result<Value, (String, String)>;
+    /// `POST /agents/{id}/input` with `{"text","submit"}` → `{"status":"sent"}`.
+    fn send(&self, session_id: &str, text: &str, submit: bool) -> Result<Value, (String, String)>;
 }
 
 /// One tool as MCP `tools/list` describes it.
@@ -89,7 +108,11 @@ impl Tool {
 /// The scope a caller needs to see and call `t` (API.md §12 scope names).
 pub fn tool_scope(t: &Tool) -> &'static str {
     match t.kind {
-        ToolKind::GetExecution | ToolKind::ExecutionOutput => "read",
+        ToolKind::GetExecution
+        | ToolKind::ExecutionOutput
+        | ToolKind::ListAgents
+        | ToolKind::AgentScreen => "read",
+        ToolKind::SendToAgent => "agents",
         ToolKind::AskHuman => "approve",
         ToolKind::Task(_) | ToolKind::RunTask | ToolKind::CancelExecution | ToolKind::Delegate => {
             "execute"
@@ -114,6 +137,8 @@ pub struct Backend {
     pub exec: Arc<ExecConfig>,
     /// Base URL of links in results.
     pub base_url: String,
+    /// The agents part, when wired (see [`AgentsApi`]).
+    pub agents: Option<Arc<dyn AgentsApi>>,
 }
 
 /// A progress report while a call waits: `(progress, message)`; progress is
@@ -340,6 +365,30 @@ fn run(b: &Backend, tool: &Tool, args: &Value, progress: ProgressFn) -> Result<O
                 .map_err(|e| Outcome::error(e.to_string(), exec_code(&e)))?;
             let h = wait_execution(b, &e.id, wait_of(o, DEFAULT_WAIT_MS)?, progress)?;
             Ok(exec_outcome(b, &h))
+        }
+        ToolKind::ListAgents | ToolKind::AgentScreen | ToolKind::SendToAgent => {
+            let api = b
+                .agents
+                .as_ref()
+                .ok_or_else(|| Outcome::error("agents are not available", "unavailable"))?;
+            let res = match &tool.kind {
+                ToolKind::ListAgents => api.list(),
+                ToolKind::AgentScreen => api.screen(req_str(o, "session_id")?),
+                _ => {
+                    let submit = o.get("submit").and_then(Value::as_bool).unwrap_or(true);
+                    api.send(req_str(o, "session_id")?, req_str(o, "text")?, submit)
+                }
+            };
+            let v = res.map_err(|(code, msg)| Outcome::error(msg, &code))?;
+            let text = match (&tool.kind, v.get("text").and_then(Value::as_str)) {
+                (ToolKind::AgentScreen, Some(t)) => t.to_string(),
+                _ => v.to_string(),
+            };
+            Ok(Outcome {
+                structured: v,
+                text,
+                is_error: false,
+            })
         }
         ToolKind::AskHuman => {
             let options = match o.get("options") {
@@ -597,7 +646,7 @@ mod tests {
 
     #[test]
     fn builtin_names_are_valid_mcp_tool_names() {
-        for t in catalog(&ExecConfig::default()) {
+        for t in catalog(&ExecConfig::default(), false) {
             assert!(t.name.len() <= 64);
             assert!(
                 t.name
@@ -610,7 +659,7 @@ mod tests {
 
     #[test]
     fn scopes_filter_tools() {
-        let c = catalog(&ExecConfig::default());
+        let c = catalog(&ExecConfig::default(), false);
         let read: Vec<_> = c
             .iter()
             .filter(|t| visible(t, Some(&["read"])))
@@ -618,6 +667,18 @@ mod tests {
             .collect();
         assert_eq!(read, vec!["get_execution", "execution_output"]);
         assert!(c.iter().all(|t| visible(t, None)));
+        let with_agents = catalog(&ExecConfig::default(), true);
+        let agents: Vec<_> = with_agents
+            .iter()
+            .filter(|t| visible(t, Some(&["agents"])))
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(agents, vec!["send_to_agent"]);
+        assert!(
+            with_agents
+                .iter()
+                .any(|t| t.name == "list_agents" && tool_scope(t) == "read")
+        );
         assert!(c.iter().all(|t| visible(t, Some(&["admin"]))));
     }
 }
