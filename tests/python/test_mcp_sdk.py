@@ -286,3 +286,26 @@ def test_stdio_bridge_without_daemon_answers_errors(tmp_path):
     msg = json.loads(p.stdout)
     assert msg["id"] == 7 and "not running" in msg["error"]["message"]
     assert "not running" in p.stderr
+
+
+def test_high_level_client_auto_mode_falls_back_from_discover(daemon):
+    """The SDK's default `Client` probes `server/discover` (2026 revision)
+    first; orchestratr answers -32601 and the client falls back to
+    `initialize`, like current Claude clients do."""
+    from mcp.client import Client
+
+    params = StdioServerParameters(
+        command=str(BIN),
+        args=["mcp"],
+        env={"ORCHESTRATR_CONFIG_DIR": str(daemon.cfg), "ORCHESTRATR_STATE_DIR": str(daemon.state)},
+    )
+
+    async def go():
+        async with Client(params) as c:
+            assert c.protocol_version == "2025-11-25"
+            tools = await c.list_tools()
+            assert any(t.name == "run_task" for t in tools.tools)
+            r = await c.call_tool("echo", {"text": "auto"})
+            assert json.loads(r.structured_content["output_tail"]) == ["auto", "--count="]
+
+    run(go)
