@@ -242,7 +242,14 @@ pub fn positional_args(
                         list.join(", ")
                     ));
                 }
-                out.push(value_text(v));
+                let text = value_text(v);
+                if text.contains('\0') {
+                    return Err(format!(
+                        "argument '{}' contains a NUL character, which no argv element can hold",
+                        i.name
+                    ));
+                }
+                out.push(text);
             }
         }
     }
@@ -370,7 +377,40 @@ pub(super) fn parse_approval(
 mod tests {
     use super::super::CommandSpec;
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// Whatever the value, the program gets it as exactly one argv element.
+        #[test]
+        fn any_value_reaches_argv_verbatim(v in "[^\\x00]{0,40}", lit in "[^\\x00{}]{0,10}") {
+            let inputs = vec![input("v", InputType::String, true)];
+            let cmd = CommandSpec::Argv(vec!["printf".into(), "%s".into(), format!("{lit}{{v}}")]);
+            let script = rewrite_command(&cmd, &inputs).unwrap();
+            let args = positional_args(&inputs, Some(&json!({"v": v}))).unwrap();
+            let out = std::process::Command::new("/bin/sh").args(["-c", &script, "sh"]).args(&args).output().unwrap();
+            prop_assert_eq!(String::from_utf8_lossy(&out.stdout).into_owned(), format!("{lit}{v}"));
+        }
+
+        #[test]
+        fn positional_args_never_panics(j in "\\PC{0,60}") {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&j) {
+                let inputs = vec![input("a", InputType::Integer, false), input("b", InputType::Boolean, true)];
+                let _ = positional_args(&inputs, Some(&v));
+            }
+        }
+    }
+
+    #[test]
+    fn nul_is_refused() {
+        let inputs = vec![input("a", InputType::String, true)];
+        assert!(
+            positional_args(&inputs, Some(&json!({"a": "x\u{0}y"})))
+                .unwrap_err()
+                .contains("NUL")
+        );
+    }
 
     fn input(name: &str, kind: InputType, required: bool) -> InputSpec {
         InputSpec {
