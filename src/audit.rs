@@ -185,6 +185,22 @@ impl AuditLog {
         self.write(actor, action, target, outcome, status, None)
     }
 
+    /// [`AuditLog::record`] with a `detail` object (e.g. a tool call's
+    /// argument length and hash, never the arguments).
+    ///
+    /// Errors: as [`AuditLog::record`].
+    pub fn record_detail(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+        status: u16,
+        detail: Option<&Value>,
+    ) -> io::Result<u64> {
+        self.write(actor, action, target, outcome, status, detail)
+    }
+
     fn write(
         &self,
         actor: &Actor,

@@ -42,6 +42,20 @@ impl Event {
         self.json.get()
     }
 
+    /// The event's `data` parsed back into a JSON value (`Null` if absent).
+    /// Costs a parse of the serialized event: for consumers off the hot path
+    /// (notifications), not for fan-out.
+    pub fn data(&self) -> serde_json::Value {
+        #[derive(serde::Deserialize)]
+        struct DataOnly {
+            #[serde(default)]
+            data: serde_json::Value,
+        }
+        serde_json::from_str::<DataOnly>(self.json.get())
+            .map(|d| d.data)
+            .unwrap_or(serde_json::Value::Null)
+    }
+
     /// Bytes this event holds in the ring (its JSON plus the fields kept for
     /// filtering), the unit of `event_buffer_bytes`.
     pub fn size_bytes(&self) -> usize {

@@ -20,6 +20,8 @@ pub mod fsutil;
 pub mod hooks;
 pub mod http;
 pub mod logging;
+pub mod mcp;
+pub mod notify;
 pub mod paths;
 pub mod proc;
 pub mod records;

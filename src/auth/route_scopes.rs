@@ -18,6 +18,11 @@ pub fn required_scope(route: RouteId, _method: &str) -> Scope {
         ListApprovals | GetApproval | ListExecutions | GetExecution | ExecutionOutput
         | ExecutionStream | GetTicket | AppOutput | AppStream | ListAgents | GetAgent
         | AgentOutput | AgentScreen | AgentStream | AttachAgent => Scope::Read,
+        // MCP and tools: reaching them needs `read`; each tool is listed and
+        // callable only with its own scope (mcp::tools::tool_scope).
+        Mcp | ListTools | CallTool => Scope::Read,
+        // Open: the one-time secret in the URL is the credential.
+        NotifyAction => Scope::Read,
         LaunchApp | StopApp | SubmitExecution | CancelExecution | RetryExecution | Delegate
         | Trigger => Scope::Execute,
         CreateApproval | DecideApproval => Scope::Approve,

@@ -31,6 +31,7 @@ mod trigger_cmd;
 mod wait;
 
 pub use error::{CliError, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, Outcome};
+mod mcp_cmd;
 mod token_cmds;
 
 use crate::client::{Client, ClientError};
@@ -107,6 +108,7 @@ macro_rules! commands_help {
     "  start | stop | status | serve      shortcuts for `daemon …`\n\n",
     "Security:\n  token list|create|revoke|rotate    scoped API tokens (secret shown once)\n",
     "  audit [-f] [--verify]              the audit log of control actions\n\n",
+    "Programs:\n  mcp                                MCP server on stdio (for Claude Code / Desktop)\n\n",
     "Setup:\n  config check|path                  validate config.yml without a daemon\n",
     "  remote add|list|remove             named daemons on other machines\n",
     "  completions bash|zsh|fish          shell completion script\n",
@@ -240,6 +242,8 @@ pub enum Command {
     /// Internal: the first process of an agent pane (reads <dir>/spec.json).
     #[command(name = "agent-exec", hide = true)]
     AgentExec { dir: std::path::PathBuf },
+    /// MCP stdio server for Claude Desktop / Claude Code (forwards to the daemon's /mcp).
+    Mcp,
 }
 
 /// Print a line to stdout; `false` when stdout is closed (e.g. piped to `head`).
@@ -313,6 +317,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Agent(a) => Ok(agent_cmds::run(&env, &a)),
         Command::Token(a) => Ok(token_cmds::run(&env, &a)),
         Command::Audit(a) => Ok(audit_cmds::run(&env, &a)),
+        Command::Mcp => Ok(mcp_cmd::run(&env)),
         Command::AgentExec { dir } => Ok(agent_cmds::agent_exec(&dir)),
         Command::Daemon(c) => daemon_cmds::dispatch(&env, c),
         Command::Config(c) => config_cmds::dispatch(&env, c),

@@ -53,8 +53,17 @@ pub struct TaskSpec {
     pub timeout_ms: Option<u64>,
     /// Pool name (default `default`).
     pub pool: String,
-    /// Whether a request may append argv elements.
+    /// Whether a request may append argv elements (always `true` for a task
+    /// with `inputs`: they travel as positional args, see `mcp_inputs`).
     pub allow_args: bool,
+    /// Free text (`description:`), shown as the MCP tool's description.
+    pub description: Option<String>,
+    /// `mcp: true` exposes the task as an MCP tool (API.md §13).
+    pub mcp: bool,
+    /// Typed inputs, sorted by name; each `{name}` fills one argv element.
+    pub inputs: Vec<super::mcp_inputs::InputSpec>,
+    /// `mcp_approval: always` holds each MCP call for a person's approval.
+    pub mcp_approval: super::mcp_inputs::McpApproval,
 }
 
 /// Concurrency limits of a pool (API.md §7 `pools:`).
@@ -135,6 +144,10 @@ pub(super) struct RawTask {
     timeout_ms: Option<Spanned<Num>>,
     pool: Option<Spanned<String>>,
     allow_args: Option<bool>,
+    description: Option<String>,
+    mcp: Option<bool>,
+    inputs: Option<BTreeMap<String, Spanned<super::mcp_inputs::RawInput>>>,
+    mcp_approval: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -272,16 +285,36 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
             let label = format!("task '{name}': timeout_ms");
             ranges::TASK_TIMEOUT_MS.check(file, v, &label, errs)
         });
+        let mcp_approval =
+            super::mcp_inputs::parse_approval(t.mcp_approval.as_ref(), &name, file, errs);
+        let inputs =
+            super::mcp_inputs::validate_inputs(t.inputs.unwrap_or_default(), &name, file, errs);
+        let mut command = t.command.value.clone();
+        let mcp = t.mcp.unwrap_or(false);
+        // A task with inputs runs its rewritten form; an MCP task without
+        // inputs is only checked (a `{name}` there is surely a mistake); other
+        // tasks keep literal braces as before.
+        if !inputs.is_empty() || mcp {
+            match super::mcp_inputs::rewrite_command(&command, &inputs) {
+                Ok(script) if !inputs.is_empty() => command = CommandSpec::Shell(script),
+                Ok(_) => {}
+                Err(e) => errs.push(diag_at(file, &t.command, format!("task '{name}': {e}"))),
+            }
+        }
         out.tasks.insert(
             name.clone(),
             TaskSpec {
                 name,
-                command: t.command.value,
+                command,
                 cwd: t.cwd,
                 env: t.env.unwrap_or_default(),
                 timeout_ms,
                 pool,
-                allow_args: t.allow_args.unwrap_or(false),
+                allow_args: t.allow_args.unwrap_or(false) || !inputs.is_empty(),
+                description: t.description,
+                mcp,
+                inputs,
+                mcp_approval,
             },
         );
     }

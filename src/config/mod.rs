@@ -13,6 +13,8 @@ pub mod agents;
 mod check;
 mod diag;
 pub mod exec;
+pub mod mcp_inputs;
+pub mod notify;
 pub mod ranges;
 mod sources;
 mod suggest;
@@ -84,6 +86,8 @@ pub struct Settings {
     pub transport: transport::Transport,
     /// `rate_limits`, `ip_allowlist`, `trusted_proxies`, `audit_max_bytes` (API.md §12).
     pub security: crate::auth::config::SecurityConfig,
+    /// Webhooks fed from the event bus (`notify:`, API.md §13).
+    pub notify: Vec<notify::NotifySpec>,
 }
 
 /// Retention limits (`retention:` in config.yml; API.md §7).
@@ -125,6 +129,7 @@ impl Default for Settings {
             retention: Retention::default(),
             transport: transport::Transport::default(),
             security: Default::default(),
+            notify: Vec::new(),
         }
     }
 }
@@ -227,6 +232,7 @@ struct RawConfig {
     ip_allowlist: Option<Vec<Spanned<String>>>,
     trusted_proxies: Option<Vec<Spanned<String>>>,
     audit_max_bytes: Option<Spanned<u64>>,
+    notify: Option<Vec<Spanned<notify::RawNotify>>>,
 }
 
 #[derive(Deserialize)]
@@ -434,6 +440,9 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
     match crate::auth::config::parse(rl, ipa, tp, amb, file) {
         Ok(sec) => s.security = sec,
         Err(d) => errs.extend(d),
+    }
+    if let Some(n) = raw.notify {
+        s.notify = notify::validate(n, file, &mut errs);
     }
     let raw_exec = exec::RawExec {
         tasks: raw.tasks,

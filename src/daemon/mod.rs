@@ -307,7 +307,9 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         approvals.clone(),
     );
     let agents_for_reload = agents.clone();
+    let mcp_state = crate::mcp::McpState::new(cfg.exec.clone());
     let (exec_for_reload, approvals_for_reload) = (executor.clone(), approvals.clone());
+    let mcp_for_reload = mcp_state.clone();
     let (registry, actor_threads) = Registry::start(
         cfg,
         paths.config_dir.clone(),
@@ -317,6 +319,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
             exec_for_reload.reconfigure(c.exec.clone(), c.settings.retention.clone());
             approvals_for_reload.set_retention(c.settings.retention.approvals);
             agents_for_reload.reconfigure(c.exec.clone());
+            mcp_for_reload.set_exec(c.exec.clone());
         }),
     );
     let mut actor_threads = actor_threads;
@@ -342,6 +345,16 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     if fell_back {
         log::warn!("port {port} is taken; listening on {bound} instead (see the port file)");
     }
+    let notify_state = crate::notify::NotifyState::default();
+    if let Err(e) = crate::notify::worker::start(crate::notify::worker::Deps {
+        bus: bus.clone(),
+        registry: registry.clone(),
+        approvals: approvals.clone(),
+        state: notify_state.clone(),
+        base_url: format!("http://127.0.0.1:{bound}"),
+    }) {
+        log::warn!("cannot start the notifier: {e}; notifications are off");
+    }
     let ctx = Arc::new(Ctx {
         registry: registry.clone(),
         bus: bus.clone(),
@@ -357,6 +370,8 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         executor: executor.clone(),
         agents: agents.clone(),
         security,
+        mcp: mcp_state,
+        notify: notify_state.clone(),
     });
     let (dead_tx, dead_rx) = unbounded::<String>();
     let mut http = match HttpServer::start(listener, ctx.clone(), dead_tx.clone()) {

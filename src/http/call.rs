@@ -43,6 +43,10 @@ pub struct Ctx {
     pub agents: crate::agents::Agents,
     /// Tokens, rate limits and the audit log (API.md §12).
     pub security: Arc<super::tokens::Security>,
+    /// The tasks the MCP tools are built from (API.md §13).
+    pub mcp: crate::mcp::McpState,
+    /// Notification counters and one-time action URLs (API.md §13).
+    pub notify: crate::notify::NotifyState,
 }
 
 /// A parsed request, as handlers see it.
@@ -62,6 +66,11 @@ pub struct Call {
     pub peer_uid: Option<u32>,
     /// The browser origin to echo in `Access-Control-Allow-Origin` (API.md §9).
     pub cors_origin: Option<String>,
+    /// The authenticated token's id (`admin` for the admin token file), if any.
+    pub token_id: Option<String>,
+    /// The authenticated token's scopes; `None` = every scope (the admin
+    /// token, `auth: none`, or an open route without a token).
+    pub scopes: Option<Vec<&'static str>>,
 }
 
 impl Call {

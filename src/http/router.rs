@@ -107,6 +107,14 @@ pub enum RouteId {
     RotateToken,
     /// `GET /audit`
     Audit,
+    /// `POST /mcp` (MCP Streamable HTTP transport, API.md §13)
+    Mcp,
+    /// `GET /tools`
+    ListTools,
+    /// `POST /tools/{name}`
+    CallTool,
+    /// `POST /notify/actions/{token}` (one-time ntfy action URL)
+    NotifyAction,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -165,6 +173,10 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("POST", "/tokens/rotate", RouteId::RotateToken, Auth::Token),
     ("DELETE", "/tokens/{}", RouteId::RevokeToken, Auth::Token),
     ("GET", "/audit", RouteId::Audit, Auth::Token),
+    ("POST", "/mcp", RouteId::Mcp, Auth::Token),
+    ("GET", "/tools", RouteId::ListTools, Auth::Token),
+    ("POST", "/tools/{}", RouteId::CallTool, Auth::Token),
+    ("POST", "/notify/actions/{}", RouteId::NotifyAction, Auth::Open),
 ];
 
 /// Result of matching a request line.

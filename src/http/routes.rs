@@ -6,7 +6,7 @@
 
 use super::guards::{self, header};
 use super::router::{self, RouteId, RouteMatch};
-use super::{HResult, HttpError, Reply, approvals, apps, daemon, events, executions};
+use super::{HResult, HttpError, Reply, approvals, apps, daemon, events, executions, mcp, notify};
 use std::collections::HashMap;
 
 pub use super::{Call, Ctx};
@@ -80,6 +80,7 @@ fn dispatch_gated(
     let body = guards::read_json_body(req)?;
     if let Some(b) = &body
         && !b.is_object()
+        && !(id == RouteId::Mcp && b.is_array())
     {
         return Err(HttpError::bad_request("request body must be a JSON object"));
     }
@@ -94,6 +95,8 @@ fn dispatch_gated(
             super::server::PeerUid::Unknown => None,
         },
         cors_origin: guards::cors_origin(header(req, "Origin"), &settings),
+        token_id: gate.token_id(),
+        scopes: gate.scopes(),
     };
     route_call(ctx, id, &call)
 }
@@ -142,6 +145,8 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::RevokeToken
         | RouteId::RotateToken => super::tokens::route,
         RouteId::Audit => super::audit::route,
+        RouteId::Mcp | RouteId::ListTools | RouteId::CallTool => mcp::route,
+        RouteId::NotifyAction => notify::route,
     };
     serve(ctx, id, c)
 }

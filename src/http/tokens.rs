@@ -34,6 +34,7 @@ pub struct Gate {
     route: Option<(RouteId, Auth)>,
     target: Option<String>,
     token_id: Option<String>,
+    scopes: Option<Vec<&'static str>>,
     client: Option<IpAddr>,
     limit: Option<Decision>,
 }
@@ -122,6 +123,7 @@ impl Gate {
             route: None,
             target: None,
             token_id: None,
+            scopes: None,
             client: None,
             limit: None,
         }
@@ -156,7 +158,12 @@ impl Gate {
             Ok(g) => {
                 self.client = Some(g.client);
                 self.limit = g.limit;
-                self.token_id = g.principal.map(|p| p.token_id);
+                if let Some(p) = g.principal {
+                    if !p.is_admin_file {
+                        self.scopes = Some(p.scopes.iter().map(|s| s.as_str()).collect());
+                    }
+                    self.token_id = Some(p.token_id);
+                }
                 Ok(())
             }
             Err(d) => {
@@ -166,6 +173,17 @@ impl Gate {
                 Err(auth_error(&d.error))
             }
         }
+    }
+
+    /// The authenticated token's id, once [`Gate::check`] passed.
+    pub fn token_id(&self) -> Option<String> {
+        self.token_id.clone()
+    }
+
+    /// The authenticated token's scopes; `None` = every scope (admin token,
+    /// `auth: none`, open route without a token).
+    pub fn scopes(&self) -> Option<Vec<&'static str>> {
+        self.scopes.clone()
     }
 
     /// Add the `X-RateLimit-*` headers and write the audit line (every
