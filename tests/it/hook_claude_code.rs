@@ -2,7 +2,7 @@
 //! claude-code` (PreToolUse JSON in, Claude Code's decision JSON out; every
 //! failure is a deny with exit 2) and `orchestratr ask` (exit 0/1/2).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

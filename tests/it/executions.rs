@@ -6,8 +6,7 @@
 //! wait for state (polls with deadlines), no wall-clock speed assertions, and
 //! every process a test starts is killed by the harness (`exec_support`).
 
-mod common;
-mod exec_support;
+use crate::exec_support;
 
 use std::collections::HashMap;
 use std::fs;

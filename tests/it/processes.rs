@@ -1,6 +1,6 @@
 //! Launching and stopping real processes (API.md §4 launch/stop, §5 app.* events).
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::CommandExt;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! Guard 1 (non-loopback peer → 403 forbidden) cannot be exercised over
 //! loopback and is not tested here.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

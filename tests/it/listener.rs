@@ -2,7 +2,7 @@
 //! not kill the listener (DESIGN.md §4, issue "If the HTTP listener dies, the
 //! daemon rebinds or exits non-zero; it never stays up deaf").
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::net::TcpStream;

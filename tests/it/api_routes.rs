@@ -1,6 +1,6 @@
 //! Every v1 route of API.md §4, at `/X` and at `/api/X`.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::CommandExt;
 use std::process::Command;

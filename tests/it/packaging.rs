@@ -4,7 +4,7 @@
 //! launchd plist is well-formed XML, where those tools exist (skipped with a
 //! printed reason otherwise).
 
-mod common;
+use crate::common;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;

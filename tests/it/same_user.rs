@@ -3,7 +3,7 @@
 //! token; `allow_users` lets a chosen user in. Needs root to create the second
 //! user (CI runs as root); skipped with a printed reason otherwise.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::process::{Command, Stdio};
@@ -31,16 +31,15 @@ fn ensure_user() -> bool {
     if exists {
         return true;
     }
-    let made = Command::new("useradd")
-        .args([
-            "--system",
-            "--no-create-home",
-            "--shell",
-            "/bin/sh",
-            PEER_USER,
-        ])
-        .status()
-        .is_ok_and(|s| s.success());
+    let made = common::useradd(&[
+        "--system",
+        "--no-create-home",
+        "--shell",
+        "/bin/sh",
+        PEER_USER,
+    ])
+    .status
+    .success();
     // A parallel creation by another test process also counts.
     made || Command::new("id")
         .arg("-u")

@@ -6,7 +6,7 @@
 //! exit 2 at start-up, `config.invalid` on reload while `/health` and the
 //! event stream keep working.
 
-mod common;
+use crate::common;
 
 use common::*;
 use orchestratr::config::ranges::{RANGES, Range};

@@ -2,7 +2,7 @@
 //! `/apps/{name}/output|stream` routes behind them), newest-N events, follow
 //! exit codes, errors that name the fix, config check, completions, man, remotes.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

@@ -4,7 +4,7 @@
 //! shape. The daemons here use short deadlines (config `header_timeout_ms`,
 //! `body_timeout_ms`, `idle_timeout_ms`) so the tests wait seconds, not minutes.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::io::{BufReader, Read, Write};

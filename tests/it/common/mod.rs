@@ -1423,3 +1423,21 @@ pub fn is_rfc3339_ms(s: &str) -> bool {
         && b[19] == b'.'
         && b[23] == b'Z'
 }
+
+/// Run `useradd ARGS`, retrying while another test holds the passwd lock
+/// (tests that create users run in parallel in one binary). Returns the last
+/// attempt's output.
+pub fn useradd(args: &[&str]) -> std::process::Output {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = std::process::Command::new("useradd")
+            .args(args)
+            .output()
+            .expect("run useradd");
+        let locked = String::from_utf8_lossy(&out.stderr).contains("lock");
+        if out.status.success() || !locked || std::time::Instant::now() > deadline {
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -3,7 +3,7 @@
 //! browsers (CORS, preflight), lifecycle reports, `POST /trigger`, reserved
 //! event names, bounded event state, and reported pids of another uid.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -468,10 +468,7 @@ fn a_pid_of_another_uid_cannot_be_reported() {
         return;
     }
     let name = format!("orchev{}", std::process::id() % 100_000);
-    let made = Command::new("useradd")
-        .args(["-M", "-s", "/usr/sbin/nologin", &name])
-        .output()
-        .expect("useradd");
+    let made = common::useradd(&["-M", "-s", "/usr/sbin/nologin", &name]);
     assert!(made.status.success(), "useradd: {made:?}");
     let _user = TestUser(name.clone());
     let other = ChildGuard::spawn(Command::new("runuser").args(["-u", &name, "--", "sleep", "30"]));

@@ -2,7 +2,7 @@
 //! first answer wins, long polls that hold no worker thread, expiry applying the
 //! default, persistence across a restart, retention, and the token guard.
 
-mod common;
+use crate::common;
 
 use std::io::{BufReader, Write};
 use std::net::TcpStream;

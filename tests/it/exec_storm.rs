@@ -15,8 +15,8 @@
 //! The figures per repetition are printed (`cargo test --test exec_storm --
 //! --nocapture`).
 
-mod common;
-mod exec_support;
+use crate::common;
+use crate::exec_support;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;

@@ -1,6 +1,6 @@
 //! Config loading, drop-ins, merge rules and hot reload (API.md §6).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The SSE stream of API.md §5 / docs/api.md §5.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! tmux server per test (its socket lives in the test's own state dir), and a
 //! scripted stand-in agent (tests/fixtures/standin_agent.py).
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! MCP over `POST /mcp`, the plain tools API, and notifications, against the
 //! real daemon binary (the MCP Python SDK suites are in tests/python).
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! `GET /audit`, `orchestratr audit --verify` catching an edited line, and no
 //! torn line after `kill -9` during a burst of audited actions.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};

@@ -5,7 +5,7 @@
 //! These tests observe the event log for a fixed window after each edit: the
 //! claim is "nothing more happens", so waiting the whole window is the test.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::time::{Duration, Instant};

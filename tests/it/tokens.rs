@@ -2,7 +2,7 @@
 //! (API.md §12, docs/api.md "Tokens, scopes, rate limits, audit"), against the
 //! real binary over real HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};

@@ -7,7 +7,7 @@
 //! Update after an intended change: `INSTA_UPDATE=always cargo test --test
 //! cli_snapshots` (or `cargo insta review`), then commit `tests/snapshots/`.
 
-mod common;
+use crate::common;
 
 use common::*;
 

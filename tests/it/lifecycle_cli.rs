@@ -1,6 +1,6 @@
 //! The CLI client, daemon lifecycle, discovery files and signals.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
