@@ -196,6 +196,13 @@ pub enum Command {
     Retry(exec_cmds::IdArgs),
     /// Delegate a task to a coding agent configured under `agents:`; prints the ticket id.
     Delegate(exec_cmds::DelegateArgs),
+    /// Watch everything live in a terminal UI (apps, runs, approvals, agents); `?` lists keys.
+    #[command(visible_alias = "top")]
+    Dashboard {
+        /// Hide and refuse every action (approve, cancel, input...).
+        #[arg(long)]
+        read_only: bool,
+    },
 }
 
 /// Print a line to stdout; `false` when stdout is closed (e.g. piped to `head`).
@@ -298,6 +305,12 @@ pub fn main() -> ExitCode {
         Command::Cancel(a) => exec_cmds::cancel(&env, &a),
         Command::Retry(a) => exec_cmds::retry(&env, &a),
         Command::Delegate(a) => exec_cmds::delegate(&env, &a),
+        Command::Dashboard { read_only } => crate::dashboard::run(crate::dashboard::Opts {
+            paths: env.paths,
+            url: env.url,
+            token: env.token,
+            read_only,
+        }),
     };
     ExitCode::from(code)
 }

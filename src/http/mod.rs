@@ -10,6 +10,7 @@
 pub mod approvals;
 pub mod apps;
 mod call;
+pub mod catalog;
 pub mod daemon;
 pub mod events;
 pub mod executions;

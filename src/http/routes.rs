@@ -5,7 +5,7 @@
 
 use super::guards::{self, header};
 use super::router::{self, RouteId, RouteMatch};
-use super::{HResult, HttpError, approvals, apps, daemon, events, executions};
+use super::{HResult, HttpError, approvals, apps, catalog, daemon, events, executions};
 use std::collections::HashMap;
 
 pub use super::{Call, Ctx};
@@ -106,6 +106,7 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::RetryExecution
         | RouteId::Delegate
         | RouteId::GetTicket => executions::route,
+        RouteId::ListTasks | RouteId::ListAgentTypes => catalog::route,
     };
     serve(ctx, id, c)
 }
