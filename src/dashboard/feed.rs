@@ -23,7 +23,7 @@ pub enum Msg {
     Event(Value),
     /// Every list, re-read.
     Lists(Box<Lists>),
-    /// One list re-read (`apps` or `agents`; `None`: route missing).
+    /// One list re-read (`apps`, `agents`, `approvals`; `None`: route missing).
     List(&'static str, Option<Vec<Value>>),
     /// A chunk of output for the pane fed by stream `generation`; `offset` is
     /// the byte offset after it.
@@ -66,7 +66,7 @@ pub struct Lists {
 pub enum Job {
     /// Re-read every list.
     Refresh,
-    /// Re-read one list (`apps` or `agents`), at most twice a second.
+    /// Re-read one list (`apps`, `agents`, `approvals`), at most twice a second.
     Reread(&'static str),
     /// An action: method, path, body, and how to describe success.
     Act(&'static str, String, Option<Value>, String),
@@ -183,10 +183,10 @@ fn run_one(c: &Client, p: &Paths, job: Job, tx: &Sender<Msg>) -> bool {
             Err(e) => Msg::Done(format!("cannot read lists: {e}"), false),
         },
         Job::Reread(what) => {
-            let (path, key) = if what == "agents" {
-                ("/agents", "agents")
-            } else {
-                ("/apps", "apps")
+            let (path, key) = match what {
+                "agents" => ("/agents", "agents"),
+                "approvals" => ("/approvals", "approvals"),
+                _ => ("/apps", "apps"),
             };
             match optional(c.get(path, p), key) {
                 Ok(l) => Msg::List(what, l),

@@ -39,7 +39,12 @@ pub const KEYS: &[(&str, &str, Option<View>, bool)] = &[
     ("g / Home", "select first row", None, false),
     ("G / End", "select last row", None, false),
     ("r", "re-read every list from the daemon", None, false),
-    ("Esc", "close help, cancel typing", None, false),
+    (
+        "Esc",
+        "close help, cancel typing (in help, j/k scroll)",
+        None,
+        false,
+    ),
     (
         "a",
         "approve the selected approval",
@@ -133,14 +138,14 @@ pub fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
     app.dirty = true;
     let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
     match app.mode.clone() {
-        Mode::Help => {
-            if matches!(k.code, KeyCode::Char('q')) && !ctrl {
-                return vec![Effect::Quit];
+        Mode::Help(top) => {
+            match k.code {
+                KeyCode::Char('q') if !ctrl => return vec![Effect::Quit],
+                KeyCode::Char('c') if ctrl => return vec![Effect::Quit],
+                KeyCode::Char('j') | KeyCode::Down => app.mode = Mode::Help(top.saturating_add(1)),
+                KeyCode::Char('k') | KeyCode::Up => app.mode = Mode::Help(top.saturating_sub(1)),
+                _ => app.mode = Mode::Normal,
             }
-            if ctrl && k.code == KeyCode::Char('c') {
-                return vec![Effect::Quit];
-            }
-            app.mode = Mode::Normal;
             Vec::new()
         }
         Mode::PickTask(i) => pick_task(app, i, k),
@@ -315,7 +320,7 @@ fn normal(app: &mut App, k: KeyEvent, ctrl: bool) -> Vec<Effect> {
     }
     match k.code {
         KeyCode::Char('q') => return vec![Effect::Quit],
-        KeyCode::Char('?') => app.mode = Mode::Help,
+        KeyCode::Char('?') => app.mode = Mode::Help(0),
         KeyCode::Tab | KeyCode::Char('l') | KeyCode::Right => switch(app, 1),
         KeyCode::BackTab | KeyCode::Char('h') | KeyCode::Left => switch(app, -1),
         KeyCode::Char(c @ '1'..='5') => app.view = View::ALL[(c as usize) - ('1' as usize)],

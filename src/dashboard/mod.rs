@@ -157,7 +157,7 @@ fn main_loop(client: Client, opts: &Opts, color: bool) -> std::io::Result<()> {
         app_log_for: None,
     };
     let mut app = App::new(&client.base, opts.read_only, color);
-    let _ = lp.jobs.send(Job::Refresh);
+    lp.send(&mut app, Job::Refresh);
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
     let mut last_draw = Instant::now() - FRAME;
@@ -203,6 +203,14 @@ fn main_loop(client: Client, opts: &Opts, color: bool) -> std::io::Result<()> {
 type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
 
 impl Loop {
+    /// Queue a job; a re-read of every list starts the event journal.
+    fn send(&self, app: &mut App, j: Job) {
+        if matches!(j, Job::Refresh) && app.journal.is_none() {
+            app.journal = Some(Vec::new());
+        }
+        let _ = self.jobs.send(j);
+    }
+
     /// Apply one message; `Ok(true)` to quit.
     fn handle(&mut self, app: &mut App, m: Msg, term: &mut Term) -> std::io::Result<bool> {
         match m {
@@ -210,9 +218,7 @@ impl Loop {
                 for e in keys::key(app, k) {
                     match e {
                         Effect::Quit => return Ok(true),
-                        Effect::Job(j) => {
-                            let _ = self.jobs.send(j);
-                        }
+                        Effect::Job(j) => self.send(app, j),
                         Effect::Attach(id) => self.attach(app, &id, term)?,
                     }
                 }
@@ -226,7 +232,7 @@ impl Loop {
                 if c == Conn::Live {
                     // A restarted daemon numbers events afresh and events may
                     // have been missed: read the lists again.
-                    let _ = self.jobs.send(Job::Refresh);
+                    self.send(app, Job::Refresh);
                 }
                 app.conn = c;
                 app.dirty = true;
@@ -243,11 +249,13 @@ impl Loop {
                 app.agents = l.agents;
                 app.tasks = l.tasks;
                 app.daemon_started = l.started;
+                app.replay_journal();
                 app.dirty = true;
             }
             Msg::List(what, l) => {
                 match what {
                     "agents" => app.agents = l,
+                    "approvals" => app.approvals = l.unwrap_or_default(),
                     _ => app.apps = l.unwrap_or_default(),
                 }
                 app.dirty = true;

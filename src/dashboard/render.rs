@@ -9,7 +9,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use std::time::Duration;
 
 /// A style helper honouring `NO_COLOR`: the colour only when allowed, else
@@ -45,7 +45,7 @@ pub fn draw(f: &mut Frame, app: &mut App) {
     }
     status_line(f, bottom, app);
     match app.mode.clone() {
-        Mode::Help => help(f, body, app),
+        Mode::Help(top) => help(f, f.area(), app, top),
         Mode::PickTask(i) => picker(f, body, app, i),
         _ => {}
     }
@@ -155,18 +155,19 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-fn help(f: &mut Frame, body: Rect, app: &App) {
+/// The help takes the whole screen (one `<key>  <action>` line per key);
+/// `j`/`k` scroll it when the screen is short.
+fn help(f: &mut Frame, area: Rect, app: &App, top: u16) {
     let lines: Vec<Line> = help_lines(app).into_iter().map(Line::from).collect();
-    let area = centered(body, 86, lines.len() as u16 + 2);
     f.render_widget(Clear, area);
     f.render_widget(
         Paragraph::new(lines)
             .block(
                 Block::default()
-                    .borders(Borders::ALL)
-                    .title(" keys (any key closes) "),
+                    .borders(Borders::TOP)
+                    .title(" keys (any key closes, j/k scroll) "),
             )
-            .wrap(Wrap { trim: false }),
+            .scroll((top, 0)),
         area,
     );
 }

@@ -87,8 +87,8 @@ pub enum Prompt {
 pub enum Mode {
     /// Keys are commands.
     Normal,
-    /// The `?` overlay.
-    Help,
+    /// The `?` help, scrolled down this many lines.
+    Help(u16),
     /// Picking a task to submit (index into `tasks`).
     PickTask(usize),
     /// Typing a line.
@@ -155,6 +155,10 @@ pub struct App {
     pub dirty: bool,
     /// A fixed "now" for rendering (snapshot tests); `None` = the clock.
     pub frozen_now: Option<SystemTime>,
+    /// Events applied since a re-read of every list was asked for; replayed
+    /// over the lists when they arrive, so an older snapshot never hides a
+    /// newer event.
+    pub journal: Option<Vec<Value>>,
 }
 
 /// Statuses the `s` key cycles through.
@@ -212,6 +216,7 @@ impl App {
             app_log: None,
             dirty: true,
             frozen_now: None,
+            journal: None,
         }
     }
 
@@ -312,22 +317,33 @@ impl App {
         }
     }
 
-    /// Insert or replace `item` in `list` by key `k`.
-    fn upsert(list: &mut Vec<Value>, k: &str, item: &Value, newest_first: bool) {
-        let Some(id) = item[k].as_str() else { return };
+    /// Merge `item`'s fields into the entry of `list` with the same key `k`, or
+    /// insert it first. Returns `false` when it was new (events may carry only
+    /// part of an object, e.g. approvals leave out title and detail).
+    fn upsert(list: &mut Vec<Value>, k: &str, item: &Value) -> bool {
+        let Some(id) = item[k].as_str() else {
+            return true;
+        };
         if let Some(x) = list.iter_mut().find(|x| x[k].as_str() == Some(id)) {
-            *x = item.clone();
-        } else if newest_first {
-            list.insert(0, item.clone());
+            if let (Some(dst), Some(src)) = (x.as_object_mut(), item.as_object()) {
+                for (key, v) in src {
+                    dst.insert(key.clone(), v.clone());
+                }
+            }
+            true
         } else {
-            list.push(item.clone());
+            list.insert(0, item.clone());
+            false
         }
     }
 
     /// Apply one event of the stream (API.md §5). Returns what must be re-read
-    /// from the daemon, if anything (`apps`, `agents`).
+    /// from the daemon, if anything (`apps`, `agents`, `approvals`).
     pub fn apply_event(&mut self, ev: &Value) -> Option<&'static str> {
         self.events_seen += 1;
+        if let Some(j) = self.journal.as_mut() {
+            j.push(ev.clone());
+        }
         let ty = ev["type"].as_str().unwrap_or("");
         self.recent.push(format!(
             "#{} {} {}",
@@ -338,14 +354,29 @@ impl App {
         if self.recent.len() > 50 {
             self.recent.remove(0);
         }
+        self.merge_event(ev)
+    }
+
+    /// Replay the journal over freshly read lists (see [`App::journal`]).
+    pub fn replay_journal(&mut self) {
+        for ev in self.journal.take().unwrap_or_default() {
+            self.merge_event(&ev);
+        }
+    }
+
+    fn merge_event(&mut self, ev: &Value) -> Option<&'static str> {
+        let ty = ev["type"].as_str().unwrap_or("");
         self.dirty = true;
         let data = &ev["data"];
         if ty.starts_with("execution.") {
-            Self::upsert(&mut self.executions, "id", data, true);
+            Self::upsert(&mut self.executions, "id", data);
             None
         } else if ty.starts_with("approval.") {
-            Self::upsert(&mut self.approvals, "id", data, true);
-            None
+            if Self::upsert(&mut self.approvals, "id", data) {
+                None
+            } else {
+                Some("approvals")
+            }
         } else if ty.starts_with("app.") || ty == "registry.reloaded" {
             Some("apps")
         } else if ty.starts_with("agent.") {

@@ -160,8 +160,8 @@ fn apps_80x24() {
 #[test]
 fn help_lists_every_key_and_hides_actions_when_read_only() {
     let mut app = fixed();
-    app.mode = Mode::Help;
-    snap("dashboard_help_80x40", render(&mut app, 100, 45));
+    app.mode = Mode::Help(0);
+    snap("dashboard_help_100x45", render(&mut app, 100, 45));
     let all = render::help_lines(&app);
     assert!(
         all.iter()
