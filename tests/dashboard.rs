@@ -442,3 +442,38 @@ fn small_and_wide_terminals() {
     assert!(wide.contains("failing"), "{wide}");
     save_capture("executions-200", &wide);
 }
+
+#[test]
+fn task_catalog_and_agent_types_routes() {
+    let d = Daemon::start(&format!(
+        "{}agents:\n  claude:\n    delegate: [\"echo\", \"{{prompt}}\"]\n",
+        config()
+    ));
+    let auth = [("Authorization", d.auth_header())];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(d.get("/tasks").status, 401, "a token route");
+    let r = d.request("GET", "/api/tasks", &auth, b"");
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["total"], 4);
+    let greet = v["tasks"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["name"] == "greet"))
+        .cloned()
+        .expect("greet");
+    assert_eq!(
+        greet,
+        json!({"name":"greet","description":null,"command":["echo","hello"],"pool":"default","allow_args":true,"mcp":false})
+    );
+    let r = d.request("GET", "/agent-types", &auth, b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!({"agent_types":[{"name":"claude","interactive":null,"delegate":["echo","{prompt}"],"max_sessions":null}],"total":1})
+    );
+    // A ticket is still at /tasks/{id}.
+    let id = submit(&d, "fail");
+    let r = d.request("GET", &format!("/tasks/{id}"), &auth, b"");
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["ticket_id"], id.as_str());
+}

@@ -52,7 +52,18 @@ pub fn draw(f: &mut Frame, app: &mut App) {
 }
 
 fn tabs(f: &mut Frame, area: Rect, app: &App) {
-    let c = app.counts();
+    // Only the cheap badges here; the overview computes the full counts.
+    let pending = app
+        .approvals
+        .iter()
+        .filter(|a| a["status"] == "pending")
+        .count();
+    let waiting = app
+        .agents
+        .iter()
+        .flatten()
+        .filter(|a| a["status"] == "waiting")
+        .count();
     let conn = match &app.conn {
         Conn::Connecting => ("connecting…".to_string(), Color::Yellow),
         Conn::Live => ("● live".to_string(), Color::Green),
@@ -69,8 +80,8 @@ fn tabs(f: &mut Frame, area: Rect, app: &App) {
     )];
     for v in View::ALL {
         let badge = match v {
-            View::Approvals if c.approvals_pending > 0 => format!("({})", c.approvals_pending),
-            View::Agents if c.agents_waiting > 0 => format!("({}!)", c.agents_waiting),
+            View::Approvals if pending > 0 => format!("({pending})"),
+            View::Agents if waiting > 0 => format!("({waiting}!)"),
             _ => String::new(),
         };
         let label = format!("{}:{}{badge}", v.index() + 1, v.name());

@@ -19,6 +19,16 @@ fn status_color(st: &str) -> Color {
     }
 }
 
+/// Output size: the record's, or what the pane has streamed of it when more
+/// (records are only rewritten on status changes).
+fn out_bytes(app: &App, e: &serde_json::Value) -> u64 {
+    let rec = e["output_bytes"].as_u64().unwrap_or(0);
+    match &app.pane {
+        Some(p) if e["id"].as_str() == Some(p.target.as_str()) => rec.max(p.screen.offset),
+        _ => rec,
+    }
+}
+
 /// Draw the executions view.
 pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
     let shown = app.executions_shown();
@@ -38,7 +48,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
                 Cell::from(s(e, "pool")),
                 Cell::from(clock(&s(e, "created_at"))),
                 Cell::from(dur),
-                Cell::from(bytes(e["output_bytes"].as_u64().unwrap_or(0))),
+                Cell::from(bytes(out_bytes(app, e))),
             ])
         })
         .collect();
