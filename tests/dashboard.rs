@@ -441,6 +441,28 @@ fn small_and_wide_terminals() {
     });
     assert!(wide.contains("failing"), "{wide}");
     save_capture("executions-200", &wide);
+
+    // SIGTERM (e.g. a closed ssh session) restores the terminal too.
+    let shell: u32 = t.format("#{pane_pid}").parse().expect("pane pid");
+    let dash = wait_some(SCREEN, "the dashboard process", || {
+        let o = Command::new("pgrep")
+            .args(["-P", &shell.to_string()])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()?
+            .parse::<i64>()
+            .ok()
+    });
+    assert!(send_signal(dash, "TERM"));
+    t.wait_text("dashboard-exit=0");
+    assert_eq!(
+        t.format("#{alternate_on}"),
+        "0",
+        "alternate screen left behind"
+    );
+    assert_eq!(t.format("#{cursor_flag}"), "1", "cursor left hidden");
 }
 
 #[test]

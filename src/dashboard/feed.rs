@@ -43,6 +43,8 @@ pub enum Msg {
     Standing(Value),
     /// The log of app `name` (`None`: the daemon has no such route).
     AppLog(String, Option<String>),
+    /// SIGTERM, SIGHUP or SIGINT arrived: leave cleanly (terminal restored).
+    Quit,
 }
 
 /// Every list of the dashboard, read together.

@@ -145,6 +145,13 @@ fn main_loop(client: Client, opts: &Opts, color: bool) -> std::io::Result<()> {
         spawn("events", move || feed::events(c, p, t))?;
         let (t, pa, id) = (tx.clone(), paused.clone(), idle.clone());
         spawn("input", move || feed::input(t, pa, id))?;
+        // SIGTERM/SIGHUP (a closed ssh session) and SIGINT end the loop like
+        // `q`, so the guard restores the terminal; an error only means a
+        // handler is already set in this process.
+        let t = tx.clone();
+        let _ = ctrlc::set_handler(move || {
+            let _ = t.send(Msg::Quit);
+        });
     }
     let mut lp = Loop {
         client: client.clone(),
@@ -228,6 +235,7 @@ impl Loop {
                 app.dirty = true;
             }
             Msg::Input(_) => {}
+            Msg::Quit => return Ok(true),
             Msg::Conn(c) => {
                 if c == Conn::Live {
                     // A restarted daemon numbers events afresh and events may
