@@ -149,7 +149,7 @@ def main():
         p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
         print(f"with dashboard: {sent} events ({sent / a.seconds:.0f}/s), {len(lat)} markers")
         print(f"dashboard CPU: {dcpu:.1f}% of a core")
-        print(f"event -> screen: p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, max {lat[-1]:.1f} ms")
+        print(f"event -> screen: p50 {p(0.5):.1f} ms, p90 {p(0.9):.1f} ms, p95 {p(0.95):.1f} ms, p99 {p(0.99):.1f} ms, max {lat[-1]:.1f} ms")
         print(f"daemon CPU: {base:.1f}% without, {with_dash:.1f}% with the dashboard")
         tmux(sock, "send-keys", "-t", "b", "q")
     finally:
