@@ -6,6 +6,7 @@
 //! contract as built.
 
 pub mod actor;
+pub mod agents;
 pub mod approvals;
 pub mod cli;
 pub mod client;
@@ -15,6 +16,7 @@ pub mod dashboard;
 pub mod events;
 pub mod executor;
 pub mod fsutil;
+pub mod hooks;
 pub mod http;
 pub mod logging;
 pub mod paths;

@@ -1,14 +1,93 @@
-//! `serve`, `start`, `stop`, `status`, and the app commands.
+//! `daemon start|stop|status|serve|reload` (and their shortcuts).
 
-use super::{EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, Env, err, fail, out, out_json};
+use super::{CliError, EXIT_NOT_RUNNING, EXIT_OK, Env, Outcome, err, out, out_json};
 use crate::client::ClientError;
 use crate::daemon::{self, RunOptions, Shutdown};
+use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub(super) fn serve(env: &Env, port: Option<u16>) -> u8 {
+/// Long help of `serve`.
+pub const SERVE_LONG_ABOUT: &str = "Run the daemon in the foreground until SIGINT, SIGTERM or POST /shutdown.\n\n\
+On first start it writes a commented default config.yml and a 0600 token file.\n\
+Logs go to stderr. Under systemd (Type=notify) it reports READY=1 once listening\n\
+and the port file is written. Exits 0 after a clean shutdown, 1 if it cannot run\n\
+(e.g. another daemon holds the PID file), 2 if config.yml is invalid.";
+
+/// `orchestratr daemon …`
+#[derive(Debug, Subcommand)]
+pub enum DaemonCmd {
+    /// Start the daemon in the background and wait until it answers.
+    #[command(
+        long_about = "Start `orchestratr serve` detached from the terminal, logging to\n\
+        <state>/orchestratr.log; wait until it answers /health, then print its PID and\n\
+        port. Does nothing (exit 0) if a daemon is already running. Exits 2 when\n\
+        config.yml is invalid, like `serve`."
+    )]
+    Start(StartArgs),
+    /// Stop the running daemon gracefully and wait until it has exited.
+    Stop(StopArgs),
+    /// Is the daemon running? Exit 0 if yes, 3 if not.
+    Status(JsonArgs),
+    /// Run the daemon in the foreground (for systemd, launchd, or a terminal).
+    #[command(long_about = SERVE_LONG_ABOUT)]
+    Serve(ServeArgs),
+    /// Re-read config.yml and apps.d/ now (the daemon also does it on every save).
+    Reload(JsonArgs),
+}
+
+/// `--json` alone.
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `daemon serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port on 127.0.0.1 (0 = any free port); overrides config api_port.
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+/// `daemon start`
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Port on 127.0.0.1 (0 = any free port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `daemon stop`
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// (Not accepted: apps are stopped with `orchestratr app stop NAME`.)
+    #[arg(hide = true)]
+    pub app: Option<String>,
+}
+
+/// Run one `daemon` subcommand.
+pub fn dispatch(env: &Env, c: DaemonCmd) -> Outcome {
+    match c {
+        DaemonCmd::Start(a) => start(env, &a),
+        DaemonCmd::Stop(a) => stop(env, &a),
+        DaemonCmd::Status(a) => status(env, a.json),
+        DaemonCmd::Serve(a) => serve(env, a.port),
+        DaemonCmd::Reload(a) => reload(env, a.json),
+    }
+}
+
+pub(super) fn serve(env: &Env, port: Option<u16>) -> Outcome {
     let level = std::env::var("ORCHESTRATR_LOG")
         .ok()
         .and_then(|l| crate::logging::parse_level(&l))
@@ -16,8 +95,9 @@ pub(super) fn serve(env: &Env, port: Option<u16>) -> u8 {
     crate::logging::init(level);
     let shutdown = Shutdown::new();
     if let Err(e) = daemon::install_signal_handler(&shutdown) {
-        err(&format!("cannot install signal handlers: {e}"));
-        return EXIT_FAIL;
+        return Err(CliError::failed(format!(
+            "cannot install signal handlers: {e}"
+        )));
     }
     match daemon::run(
         RunOptions {
@@ -26,10 +106,11 @@ pub(super) fn serve(env: &Env, port: Option<u16>) -> u8 {
         },
         shutdown,
     ) {
-        Ok(()) => EXIT_OK,
+        Ok(()) => Ok(EXIT_OK),
         Err(e) => {
+            // The daemon's own error type carries its exit code (2 = config).
             err(&e.to_string());
-            e.exit_code()
+            Ok(e.exit_code())
         }
     }
 }
@@ -39,7 +120,7 @@ fn health(env: &Env) -> Result<Value, ClientError> {
     env.client()?.get("/health", &env.paths)
 }
 
-pub(super) fn status(env: &Env, as_json: bool) -> u8 {
+pub(super) fn status(env: &Env, as_json: bool) -> Outcome {
     match health(env) {
         Ok(h) => {
             let url = env.client().map(|c| c.base).unwrap_or_default();
@@ -48,16 +129,17 @@ pub(super) fn status(env: &Env, as_json: bool) -> u8 {
                     "version": h["version"], "uptime_seconds": h["uptime_seconds"],
                     "apps": h["apps"], "url": url}));
             } else {
+                let up = h["uptime_seconds"].as_u64().unwrap_or(0);
                 out(&format!(
-                    "orchestratr is running: pid {}, port {}, version {}, up {}s, {} apps",
+                    "orchestratr is running: pid {}, port {}, version {}, up {}, {} apps",
                     h["pid"],
                     h["port"],
                     h["version"].as_str().unwrap_or("?"),
-                    h["uptime_seconds"],
+                    humantime::format_duration(Duration::from_secs(up)),
                     h["apps"]
                 ));
             }
-            EXIT_OK
+            Ok(EXIT_OK)
         }
         Err(ClientError::NotRunning(m)) => {
             if as_json {
@@ -65,9 +147,9 @@ pub(super) fn status(env: &Env, as_json: bool) -> u8 {
             } else {
                 out("orchestratr is not running");
             }
-            EXIT_NOT_RUNNING
+            Ok(EXIT_NOT_RUNNING)
         }
-        Err(e) => fail(&e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -77,7 +159,8 @@ fn log_tail(path: &std::path::Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-pub(super) fn start(env: &Env, port: Option<u16>, as_json: bool) -> u8 {
+pub(super) fn start(env: &Env, a: &StartArgs) -> Outcome {
+    let (port, as_json) = (a.port, a.json);
     if let Ok(h) = health(env) {
         if as_json {
             out_json(
@@ -89,20 +172,14 @@ pub(super) fn start(env: &Env, port: Option<u16>, as_json: bool) -> u8 {
                 h["pid"], h["port"]
             ));
         }
-        return EXIT_OK;
+        return Ok(EXIT_OK);
     }
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => {
-            err(&format!("cannot find my own executable: {e}"));
-            return EXIT_FAIL;
-        }
-    };
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::failed(format!("cannot find my own executable: {e}")))?;
     let paths = &env.paths;
-    if let Err(e) = crate::fsutil::create_private_dir(&paths.state_dir) {
-        err(&format!("cannot create {}: {e}", paths.state_dir.display()));
-        return EXIT_FAIL;
-    }
+    crate::fsutil::create_private_dir(&paths.state_dir).map_err(|e| {
+        CliError::failed(format!("cannot create {}: {e}", paths.state_dir.display()))
+    })?;
     let log_path = paths.log_file();
     let open_log = || {
         std::fs::OpenOptions::new()
@@ -111,8 +188,10 @@ pub(super) fn start(env: &Env, port: Option<u16>, as_json: bool) -> u8 {
             .open(&log_path)
     };
     let (Ok(log_out), Ok(log_err)) = (open_log(), open_log()) else {
-        err(&format!("cannot open log file {}", log_path.display()));
-        return EXIT_FAIL;
+        return Err(CliError::failed(format!(
+            "cannot open log file {}",
+            log_path.display()
+        )));
     };
     let mut cmd = Command::new(exe);
     cmd.arg("serve");
@@ -133,23 +212,24 @@ pub(super) fn start(env: &Env, port: Option<u16>, as_json: bool) -> u8 {
                 .map_err(std::io::Error::from)
         });
     }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            err(&format!("cannot start the daemon: {e}"));
-            return EXIT_FAIL;
-        }
-    };
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| CliError::failed(format!("cannot start the daemon: {e}")))?;
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(Some(st)) = child.try_wait() {
-            err(&format!(
+            let msg = format!(
                 "the daemon exited during start-up ({st}); last lines of {}:\n{}",
                 log_path.display(),
                 log_tail(&log_path, 10)
-            ));
-            return EXIT_FAIL;
+            );
+            // Same exit codes as `serve`: 2 for an invalid config.
+            return Err(if st.code() == Some(2) {
+                CliError::Config(msg, Vec::new())
+            } else {
+                CliError::failed(msg)
+            });
         }
         if let Ok(h) = health(env)
             && h["pid"].as_u64() == Some(u64::from(pid))
@@ -164,187 +244,78 @@ pub(super) fn start(env: &Env, port: Option<u16>, as_json: bool) -> u8 {
                     log_path.display()
                 ));
             }
-            return EXIT_OK;
+            return Ok(EXIT_OK);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    err(&format!(
+    Err(CliError::failed(format!(
         "the daemon (pid {pid}) did not answer within 20 s; see {}",
         log_path.display()
-    ));
-    EXIT_FAIL
+    )))
 }
 
 fn pid_alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
-pub(super) fn stop(env: &Env, as_json: bool) -> u8 {
-    let client = match env.client() {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let pid = match client.get("/health", &env.paths) {
-        Ok(h) => h["pid"].as_i64().unwrap_or(0) as i32,
-        Err(e) => return fail(&e),
-    };
-    if let Err(e) = client.post("/shutdown", None, &env.paths) {
-        return fail(&e);
+pub(super) fn stop(env: &Env, a: &StopArgs) -> Outcome {
+    if let Some(app) = &a.app {
+        return Err(CliError::Usage(format!(
+            "`stop` stops the daemon and takes no app name; to stop the app, run `orchestratr app stop {app}`"
+        )));
     }
+    let as_json = a.json;
+    let client = env.client()?;
+    let h = client.get("/health", &env.paths)?;
+    let pid = h["pid"].as_i64().unwrap_or(0) as i32;
+    client.post("/shutdown", None, &env.paths)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while pid > 0 && pid_alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     if pid > 0 && pid_alive(pid) {
-        err(&format!(
+        return Err(CliError::failed(format!(
             "the daemon (pid {pid}) is still running after 60 s"
-        ));
-        return EXIT_FAIL;
+        )));
     }
     if as_json {
         out_json(&json!({"stopped": true, "pid": pid}));
     } else {
         out(&format!("orchestratr stopped (pid {pid})"));
     }
-    EXIT_OK
+    Ok(EXIT_OK)
 }
 
-fn fmt_opt(v: &Value, suffix: &str) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::Number(n) => format!("{n}{suffix}"),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-pub(super) fn apps(env: &Env, as_json: bool) -> u8 {
-    let v = match env.client().and_then(|c| c.get("/apps", &env.paths)) {
-        Ok(v) => v,
-        Err(e) => return fail(&e),
-    };
+pub(super) fn reload(env: &Env, as_json: bool) -> Outcome {
+    let (_, v) = env.client()?.post("/reload", None, &env.paths)?;
     if as_json {
         out_json(&v);
-        return EXIT_OK;
-    }
-    let apps = v["apps"].as_array().cloned().unwrap_or_default();
-    if apps.is_empty() {
-        out("no apps registered (add them to config.yml or drop a manifest into apps.d/)");
-        return EXIT_OK;
-    }
-    out(&format!(
-        "{:<20} {:<9} {:>8} {:>9} {:>6}  {:<22} DESCRIPTION",
-        "NAME", "STATUS", "PID", "MEM", "CPU%", "SOURCE"
-    ));
-    for a in apps {
-        let st = &a["state"];
-        let pid = if st["alive"] == Value::Bool(true) || st["alive"].is_null() {
-            fmt_opt(&st["pid"], "")
-        } else {
-            "-".into()
+    } else {
+        let list = |k: &str| {
+            let xs: Vec<String> = v[k]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if xs.is_empty() {
+                "-".to_string()
+            } else {
+                xs.join(", ")
+            }
         };
         out(&format!(
-            "{:<20} {:<9} {:>8} {:>9} {:>6}  {:<22} {}",
-            a["name"].as_str().unwrap_or("?"),
-            st["status"].as_str().unwrap_or("?"),
-            pid,
-            fmt_opt(&st["memory_mb"], "M"),
-            fmt_opt(&st["cpu_percent"], ""),
-            a["source"].as_str().unwrap_or(""),
-            a["description"].as_str().unwrap_or("")
+            "reloaded: {} apps (added: {}; removed: {}; changed: {})",
+            v["total"],
+            list("added"),
+            list("removed"),
+            list("changed")
         ));
-    }
-    EXIT_OK
-}
-
-fn app_path(name: &str, action: &str) -> String {
-    let enc: String = form_urlencoded::byte_serialize(name.as_bytes()).collect();
-    format!("/apps/{enc}/{action}")
-}
-
-pub(super) fn launch(env: &Env, name: &str, as_json: bool) -> u8 {
-    match env
-        .client()
-        .and_then(|c| c.post(&app_path(name, "launch"), None, &env.paths))
-    {
-        Ok((_, v)) => {
-            if as_json {
-                out_json(&v);
-            } else if v["status"] == "already_running" {
-                out(&format!("{name} is already running (pid {})", v["pid"]));
-            } else {
-                out(&format!("launched {name} (pid {})", v["pid"]));
-            }
-            EXIT_OK
+        for w in v["warnings"].as_array().into_iter().flatten() {
+            err(&format!("warning: {}", w.as_str().unwrap_or("")));
         }
-        Err(e) => fail(&e),
     }
-}
-
-pub(super) fn stop_app(env: &Env, name: &str, as_json: bool) -> u8 {
-    match env
-        .client()
-        .and_then(|c| c.post(&app_path(name, "stop"), None, &env.paths))
-    {
-        Ok((_, v)) => {
-            if as_json {
-                out_json(&v);
-            } else {
-                let how = match (&v["exit_code"], &v["signal"]) {
-                    (Value::Number(c), _) => format!("exit code {c}"),
-                    (_, Value::Number(s)) => format!("signal {s}"),
-                    _ => "exit status unknown".into(),
-                };
-                let killed = if v["killed"] == Value::Bool(true) {
-                    ", killed after the stop timeout"
-                } else {
-                    ""
-                };
-                out(&format!("stopped {name} (pid {}, {how}{killed})", v["pid"]));
-            }
-            EXIT_OK
-        }
-        Err(e) => fail(&e),
-    }
-}
-
-pub(super) fn reload(env: &Env, as_json: bool) -> u8 {
-    match env
-        .client()
-        .and_then(|c| c.post("/reload", None, &env.paths))
-    {
-        Ok((_, v)) => {
-            if as_json {
-                out_json(&v);
-            } else {
-                let list = |k: &str| {
-                    let xs: Vec<String> = v[k]
-                        .as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(|x| x.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    if xs.is_empty() {
-                        "-".to_string()
-                    } else {
-                        xs.join(", ")
-                    }
-                };
-                out(&format!(
-                    "reloaded: {} apps (added: {}; removed: {}; changed: {})",
-                    v["total"],
-                    list("added"),
-                    list("removed"),
-                    list("changed")
-                ));
-                for w in v["warnings"].as_array().into_iter().flatten() {
-                    err(&format!("warning: {}", w.as_str().unwrap_or("")));
-                }
-            }
-            EXIT_OK
-        }
-        Err(e) => fail(&e),
-    }
+    Ok(EXIT_OK)
 }

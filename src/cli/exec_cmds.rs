@@ -1,11 +1,58 @@
-//! `run`, `executions`, `logs`, `cancel`, `retry`, `delegate` (API.md §7).
+//! `exec list|show|run|logs|cancel|retry|delegate` (API.md §7), and the
+//! shortcuts `run` and `logs`.
 
-use super::{EXIT_OK, EXIT_USAGE, Env, err, fail, out, out_json};
-use crate::client::{ClientError, next_frame};
-use clap::Args;
+use super::follow::{Flow, Follow, follow};
+use super::output::{Align, Cell, Table, bytes, duration_ms, relative_str, status_style, truncate};
+use super::{CliError, EXIT_OK, Env, Outcome, err, out, out_json};
+use crate::client::ClientError;
+use crate::executor::record::{ExecStatus, Execution};
+use clap::{Args, Subcommand};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
+
+/// Long help of `run`.
+pub const RUN_LONG_ABOUT: &str = "Queue a run of a task registered under `tasks:` in config.yml.\n\n\
+Prints the execution id. With --follow, streams the output (a status line while\n\
+queued, on a terminal), prints the final status once on stderr, and exits with the\n\
+run's exit code (128+N for signal N, 124 timeout, 130 cancelled, 1 lost).\n\
+Arguments after `--` are appended to the task's argv (needs allow_args: true);\n\
+they never reach a shell.";
+
+/// `orchestratr exec …`
+#[derive(Debug, Subcommand)]
+pub enum ExecCmd {
+    /// List executions, newest first.
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Show one execution.
+    Show(IdArgs),
+    /// Run a registered task (queued in its pool); --follow streams its output.
+    #[command(long_about = RUN_LONG_ABOUT)]
+    Run(RunArgs),
+    /// Print an execution's output; --follow streams it live until the run ends.
+    Logs(LogsArgs),
+    /// Cancel a pending or running execution.
+    Cancel(IdArgs),
+    /// Run an execution again (same argv, cwd and environment).
+    Retry(IdArgs),
+    /// Delegate a task to a coding agent configured under `agents:`; prints the ticket id.
+    Delegate(DelegateArgs),
+}
+
+/// Run one `exec` subcommand.
+pub fn dispatch(env: &Env, c: ExecCmd) -> Outcome {
+    match c {
+        ExecCmd::List(a) => list(env, &a),
+        ExecCmd::Show(a) => show(env, &a),
+        ExecCmd::Run(a) => run(env, &a),
+        ExecCmd::Logs(a) => logs(env, &a),
+        ExecCmd::Cancel(a) => cancel(env, &a),
+        ExecCmd::Retry(a) => retry(env, &a),
+        ExecCmd::Delegate(a) => delegate(env, &a),
+    }
+}
 
 /// `orchestratr run TASK [-- ARGS…]`
 #[derive(Debug, Args)]
@@ -39,7 +86,7 @@ pub struct ListArgs {
     #[arg(long)]
     pub task: Option<String>,
     /// At most this many (1-1000).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, short = 'n', default_value_t = 50)]
     pub limit: u64,
     /// Print the daemon's JSON.
     #[arg(long)]
@@ -51,12 +98,13 @@ pub struct ListArgs {
 pub struct LogsArgs {
     /// Execution id.
     pub id: String,
-    /// Keep streaming until the run ends (resumes after a dropped connection).
+    /// Keep streaming until the run ends (resumes after a dropped connection);
+    /// exits with the run's exit code, like `run --follow`.
     #[arg(long, short)]
     pub follow: bool,
 }
 
-/// `orchestratr cancel ID` / `orchestratr retry ID`
+/// `exec show|cancel|retry ID`
 #[derive(Debug, Args)]
 pub struct IdArgs {
     /// Execution id.
@@ -96,12 +144,12 @@ pub struct DelegateArgs {
 /// Exit code of `run --follow` for a finished Execution: its exit code when it
 /// exited; 128+N for signal N; 124 for a timeout (as timeout(1)); 130 when
 /// cancelled; 1 when lost or failed to start.
-pub fn exit_code_of(e: &Value) -> u8 {
-    match e["status"].as_str() {
-        Some("completed") => 0,
-        Some("timeout") => 124,
-        Some("cancelled") => 130,
-        Some("failed") => match (e["exit_code"].as_i64(), e["signal"].as_i64()) {
+pub fn exit_code_of(e: &Execution) -> u8 {
+    match e.status {
+        ExecStatus::Completed => 0,
+        ExecStatus::Timeout => 124,
+        ExecStatus::Cancelled => 130,
+        ExecStatus::Failed => match (e.exit_code, e.signal) {
             (Some(c), _) => u8::try_from(c).unwrap_or(1),
             (None, Some(s)) => u8::try_from(128 + s).unwrap_or(1),
             _ => 1,
@@ -110,81 +158,124 @@ pub fn exit_code_of(e: &Value) -> u8 {
     }
 }
 
-fn status_line(e: &Value) -> String {
-    let id = e["id"].as_str().unwrap_or("?");
-    match e["status"].as_str().unwrap_or("?") {
-        "pending" => format!("{id} pending (queue position {})", e["queue_position"]),
-        "running" => format!("{id} running (pid {})", e["pid"]),
+/// One line for a person: `exec-… pending (queue position 2)`, `… running (pid 42)`,
+/// `… failed, exit 3, in 5.0 s`.
+pub fn status_line(e: &Execution) -> String {
+    let id = &e.id;
+    match e.status {
+        ExecStatus::Pending => match e.queue_position {
+            Some(p) => format!("{id} queued in pool {} (position {p})", e.pool),
+            None => format!("{id} queued in pool {}", e.pool),
+        },
+        ExecStatus::Running => match e.pid {
+            Some(p) => format!("{id} running (pid {p})"),
+            None => format!("{id} running"),
+        },
         s => {
-            let extra = match (&e["exit_code"], &e["error"]) {
-                (Value::Number(c), _) => format!(", exit code {c}"),
-                (_, Value::String(m)) => format!(", {m}"),
-                _ => String::new(),
-            };
-            format!("{id} {s}{extra} in {} ms", e["duration_ms"])
+            let mut l = format!("{id} {}", s.as_str());
+            if let Some(c) = e.exit_code.filter(|_| s != ExecStatus::Completed) {
+                l.push_str(&format!(", exit {c}"));
+            }
+            if let Some(sig) = e.signal {
+                l.push_str(&format!(", signal {sig}"));
+            }
+            if let Some(m) = e.error.as_ref().filter(|_| e.exit_code.is_none()) {
+                l.push_str(&format!(", {m}"));
+            }
+            if let Some(d) = e.duration_ms {
+                l.push_str(&format!(", in {}", duration_ms(d)));
+            }
+            l
         }
     }
 }
 
-/// Follow an execution's output stream from `from`, writing text to stdout,
-/// reconnecting with `Last-Event-ID` (the byte offset) after a dropped connection
-/// so no byte is repeated or lost. Returns the final Execution.
-fn follow_output(env: &Env, id: &str, mut from: u64) -> Result<Value, ClientError> {
+/// Follow an execution's output stream, writing text to stdout (through the one
+/// reconnect loop, resuming at the byte offset). While queued it shows a status
+/// line on a terminal. Returns the final Execution.
+fn follow_output(env: &Env, id: &str) -> Result<Execution, CliError> {
     let tty = std::io::stderr().is_terminal();
-    let path = format!("/executions/{id}/stream");
     let mut last_status = String::new();
-    let mut failures = 0;
-    loop {
-        let mut reader = match env
-            .client()
-            .and_then(|c| c.stream(&path, Some(from), &env.paths))
-        {
-            Ok(r) => r,
-            Err(e @ ClientError::Api { .. }) => return Err(e),
-            Err(e) => {
-                failures += 1;
-                if failures > 120 {
-                    return Err(e);
+    let mut fin: Option<Execution> = None;
+    let mut closed = false;
+    follow(
+        Follow {
+            env,
+            path: format!("/executions/{id}/stream"),
+            last_id: Some(0),
+            give_up_after: Some(120),
+        },
+        |f| match f.event.as_str() {
+            "output" => {
+                let v: Value = serde_json::from_str(&f.data).unwrap_or(Value::Null);
+                if let Some(t) = v["text"].as_str() {
+                    let mut o = std::io::stdout().lock();
+                    if o.write_all(t.as_bytes()).and_then(|_| o.flush()).is_err() {
+                        closed = true;
+                        return Flow::Stop;
+                    }
                 }
-                if failures == 1 {
-                    err(&format!("{e}; retrying"));
-                }
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
+                Flow::Continue
             }
-        };
-        failures = 0;
-        // A dropped connection ends this loop; reconnect from `from`.
-        while let Ok(Some(f)) = next_frame(&mut *reader) {
-            let v: Value = serde_json::from_str(&f.data).unwrap_or(Value::Null);
-            match f.event.as_str() {
-                "output" => {
-                    if let Some(t) = v["text"].as_str() {
-                        let mut o = std::io::stdout().lock();
-                        if o.write_all(t.as_bytes()).and_then(|_| o.flush()).is_err() {
-                            return Ok(v);
-                        }
-                    }
-                    if let Some(next) = f.id.as_deref().and_then(|i| i.parse().ok()) {
-                        from = next;
-                    }
-                }
-                "status" => {
-                    let line = status_line(&v);
-                    if tty && line != last_status {
+            "status" => {
+                if let Ok(e) = serde_json::from_str::<Execution>(&f.data)
+                    && tty
+                    && !e.status.is_final()
+                {
+                    let line = status_line(&e);
+                    if line != last_status {
                         err(&line);
                         last_status = line;
                     }
                 }
-                "end" => return Ok(v),
-                _ => {}
+                Flow::Continue
             }
-        }
-        std::thread::sleep(Duration::from_millis(200));
+            "end" => {
+                fin = serde_json::from_str::<Execution>(&f.data).ok();
+                Flow::Stop
+            }
+            _ => Flow::Continue,
+        },
+    )?;
+    match fin {
+        Some(e) => Ok(e),
+        None if closed => Err(CliError::failed("stdout closed")),
+        None => Err(CliError::failed(format!(
+            "the stream of {id} ended without a final status"
+        ))),
     }
 }
 
-pub(super) fn run(env: &Env, a: &RunArgs) -> u8 {
+/// Follow to the end; print the final status ONCE on stderr (terminal or not);
+/// the run's exit code.
+fn follow_to_exit(env: &Env, id: &str) -> Outcome {
+    let fin = follow_output(env, id)?;
+    err(&status_line(&fin));
+    Ok(exit_code_of(&fin))
+}
+
+/// The tasks of the local config and the file to add one to, as hint lines.
+fn task_hint(env: &Env, task: &str) -> Vec<String> {
+    let file = env.paths.config_dir.join("config.yml");
+    let mut hints = Vec::new();
+    if env.url.is_none()
+        && let Ok(cfg) = crate::config::load(&env.paths.config_dir)
+    {
+        let names: Vec<&str> = cfg.exec.tasks.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            hints.push("no tasks are configured".to_string());
+        } else {
+            hints.push(format!("configured tasks: {}", names.join(", ")));
+        }
+    }
+    hints.push(format!(
+        "add one under `tasks:` in {}, e.g.\n      tasks:\n        - name: {task}\n          command: [\"make\", \"{task}\"]",
+        file.display()
+    ));
+    hints
+}
+
+pub(super) fn run(env: &Env, a: &RunArgs) -> Outcome {
     let mut body = json!({"task": a.task, "args": a.args});
     if let Some(c) = &a.cwd {
         body["cwd"] = json!(c);
@@ -192,52 +283,87 @@ pub(super) fn run(env: &Env, a: &RunArgs) -> u8 {
     if let Some(t) = a.timeout {
         body["timeout_ms"] = json!(t.as_millis() as u64);
     }
-    let e = match env
-        .client()
-        .and_then(|c| c.post("/executions", Some(&body), &env.paths))
-    {
-        Ok((_, e)) => e,
-        Err(e) => return fail(&e),
+    let (_, v) = match env.client()?.post("/executions", Some(&body), &env.paths) {
+        Ok(x) => x,
+        Err(ClientError::Api {
+            status: 404,
+            message,
+            ..
+        }) if message.contains("task") => {
+            return Err(CliError::Failed(message, task_hint(env, &a.task)));
+        }
+        Err(e) => return Err(e.into()),
     };
-    finish_submit(env, &e, a.follow, a.json)
+    finish_submit(env, v, a.follow, a.json)
 }
 
-fn finish_submit(env: &Env, e: &Value, follow: bool, as_json: bool) -> u8 {
-    let id = e["id"].as_str().unwrap_or("").to_string();
+fn parse_exec(v: Value) -> Result<Execution, CliError> {
+    serde_json::from_value(v)
+        .map_err(|e| CliError::failed(format!("unexpected answer from the daemon: {e}")))
+}
+
+fn finish_submit(env: &Env, v: Value, follow: bool, as_json: bool) -> Outcome {
     if !follow {
         if as_json {
-            out_json(e);
-        } else {
-            out(&id);
-            if std::io::stderr().is_terminal() {
-                err(&format!(
-                    "{}; follow with `orchestratr logs -f {id}`",
-                    status_line(e)
-                ));
-            }
+            out_json(&v);
+            return Ok(EXIT_OK);
         }
-        return EXIT_OK;
-    }
-    match follow_output(env, &id, 0) {
-        Ok(fin) => {
-            if std::io::stderr().is_terminal() {
-                err(&status_line(&fin));
-            }
-            exit_code_of(&fin)
+        let e = parse_exec(v)?;
+        out(&e.id);
+        if std::io::stderr().is_terminal() {
+            err(&format!(
+                "{}; follow with `orchestratr logs -f {}`",
+                status_line(&e),
+                e.id
+            ));
         }
-        Err(e) => fail(&e),
+        return Ok(EXIT_OK);
     }
+    let e = parse_exec(v)?;
+    follow_to_exit(env, &e.id)
 }
 
-fn short(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n - 1).collect::<String>())
-    }
+#[derive(Debug, Deserialize)]
+struct ExecList {
+    executions: Vec<Execution>,
+    total: u64,
 }
 
-pub(super) fn list(env: &Env, a: &ListArgs) -> u8 {
+/// The executions table: id, task, status, exit, duration, created, output size.
+pub fn executions_table(list: &[Execution]) -> Table {
+    let mut t = Table::new(&[
+        ("ID", Align::Left),
+        ("TASK", Align::Left),
+        ("STATUS", Align::Left),
+        ("EXIT", Align::Right),
+        ("DURATION", Align::Right),
+        ("CREATED", Align::Left),
+        ("OUTPUT", Align::Right),
+    ]);
+    for e in list {
+        let st = e.status.as_str();
+        let exit = match (e.exit_code, e.signal) {
+            (Some(c), _) => c.to_string(),
+            (None, Some(s)) => format!("sig {s}"),
+            _ => "-".into(),
+        };
+        t.row(vec![
+            e.id.clone().into(),
+            truncate(&e.task, 24).into(),
+            Cell::styled(st, status_style(st)),
+            exit.into(),
+            e.duration_ms
+                .map(duration_ms)
+                .unwrap_or_else(|| "-".into())
+                .into(),
+            relative_str(Some(&e.created_at)).into(),
+            bytes(e.output_bytes).into(),
+        ]);
+    }
+    t
+}
+
+pub(super) fn list(env: &Env, a: &ListArgs) -> Outcome {
     let mut q = form_urlencoded::Serializer::new(String::new());
     if let Some(s) = &a.status {
         q.append_pair("status", s);
@@ -246,102 +372,91 @@ pub(super) fn list(env: &Env, a: &ListArgs) -> u8 {
         q.append_pair("task", t);
     }
     q.append_pair("limit", &a.limit.to_string());
-    let v = match env
-        .client()
-        .and_then(|c| c.get(&format!("/executions?{}", q.finish()), &env.paths))
-    {
-        Ok(v) => v,
-        Err(e) => return fail(&e),
-    };
+    let path = format!("/executions?{}", q.finish());
+    let client = env.client()?;
     if a.json {
-        out_json(&v);
-        return EXIT_OK;
+        out_json(&client.get(&path, &env.paths)?);
+        return Ok(EXIT_OK);
     }
-    let list = v["executions"].as_array().cloned().unwrap_or_default();
-    if list.is_empty() {
-        out("no executions");
-        return EXIT_OK;
+    let v: ExecList = client.get_as(&path, &env.paths)?;
+    if v.executions.is_empty() {
+        out("no executions (start one with `orchestratr run TASK`)");
+        return Ok(EXIT_OK);
     }
-    out(&format!(
-        "{:<17} {:<16} {:<9} {:>4} {:>9}  {:<24} {:>8}",
-        "ID", "TASK", "STATUS", "EXIT", "DURATION", "CREATED", "OUTPUT"
-    ));
-    for e in &list {
-        let dur = e["duration_ms"]
-            .as_u64()
-            .map(|d| format!("{:.1}s", d as f64 / 1000.0));
+    executions_table(&v.executions).print();
+    if v.total > v.executions.len() as u64 {
         out(&format!(
-            "{:<17} {:<16} {:<9} {:>4} {:>9}  {:<24} {:>8}",
-            e["id"].as_str().unwrap_or(""),
-            short(e["task"].as_str().unwrap_or(""), 16),
-            e["status"].as_str().unwrap_or(""),
-            e["exit_code"]
-                .as_i64()
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "-".into()),
-            dur.unwrap_or_else(|| "-".into()),
-            e["created_at"].as_str().unwrap_or(""),
-            e["output_bytes"]
+            "({} of {}; use --limit)",
+            v.executions.len(),
+            v.total
         ));
     }
-    if v["total"].as_u64().unwrap_or(0) > list.len() as u64 {
-        out(&format!("({} of {}; use --limit)", list.len(), v["total"]));
-    }
-    EXIT_OK
+    Ok(EXIT_OK)
 }
 
-pub(super) fn logs(env: &Env, a: &LogsArgs) -> u8 {
+fn exec_path(id: &str, action: &str) -> String {
+    let enc = crate::client::path_segment(id);
+    if action.is_empty() {
+        format!("/executions/{enc}")
+    } else {
+        format!("/executions/{enc}/{action}")
+    }
+}
+
+fn show(env: &Env, a: &IdArgs) -> Outcome {
+    let client = env.client()?;
+    if a.json {
+        out_json(&client.get(&exec_path(&a.id, ""), &env.paths)?);
+        return Ok(EXIT_OK);
+    }
+    let e: Execution = client.get_as(&exec_path(&a.id, ""), &env.paths)?;
+    executions_table(std::slice::from_ref(&e)).print();
+    out(&format!("argv: {}", e.argv.join(" ")));
+    out(&format!("cwd:  {}", e.cwd));
+    out(&format!("pool: {}", e.pool));
+    if let Some(r) = &e.retry_of {
+        out(&format!("retry of: {r}"));
+    }
+    if let Some(m) = &e.error {
+        out(&format!("error: {m}"));
+    }
+    Ok(EXIT_OK)
+}
+
+pub(super) fn logs(env: &Env, a: &LogsArgs) -> Outcome {
     if a.follow {
-        return match follow_output(env, &a.id, 0) {
-            Ok(_) => EXIT_OK,
-            Err(e) => fail(&e),
-        };
+        return follow_to_exit(env, &a.id);
     }
-    let client = match env.client() {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    match client.get_bytes(&format!("/executions/{}/output", a.id), &env.paths) {
-        Ok(b) => {
-            let mut o = std::io::stdout().lock();
-            let _ = o.write_all(&b).and_then(|_| o.flush());
-            EXIT_OK
-        }
-        Err(e) => fail(&e),
-    }
+    let b = env
+        .client()?
+        .get_bytes(&exec_path(&a.id, "output"), &env.paths)?;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(&b).and_then(|_| o.flush());
+    Ok(EXIT_OK)
 }
 
-pub(super) fn cancel(env: &Env, a: &IdArgs) -> u8 {
-    match env
-        .client()
-        .and_then(|c| c.post(&format!("/executions/{}/cancel", a.id), None, &env.paths))
-    {
-        Ok((_, e)) => {
-            if a.json {
-                out_json(&e);
-            } else {
-                out(&format!("cancelled {}", a.id));
-            }
-            EXIT_OK
-        }
-        Err(e) => fail(&e),
+pub(super) fn cancel(env: &Env, a: &IdArgs) -> Outcome {
+    let (_, e) = env
+        .client()?
+        .post(&exec_path(&a.id, "cancel"), None, &env.paths)?;
+    if a.json {
+        out_json(&e);
+    } else {
+        out(&format!("cancelled {}", a.id));
     }
+    Ok(EXIT_OK)
 }
 
-pub(super) fn retry(env: &Env, a: &IdArgs) -> u8 {
-    match env
-        .client()
-        .and_then(|c| c.post(&format!("/executions/{}/retry", a.id), None, &env.paths))
-    {
-        Ok((_, e)) => finish_submit(env, &e, false, a.json),
-        Err(e) => fail(&e),
-    }
+pub(super) fn retry(env: &Env, a: &IdArgs) -> Outcome {
+    let (_, e) = env
+        .client()?
+        .post(&exec_path(&a.id, "retry"), None, &env.paths)?;
+    finish_submit(env, e, false, a.json)
 }
 
-pub(super) fn delegate(env: &Env, a: &DelegateArgs) -> u8 {
+pub(super) fn delegate(env: &Env, a: &DelegateArgs) -> Outcome {
     if a.text.trim().is_empty() {
-        err("the task text must not be empty");
-        return EXIT_USAGE;
+        return Err(CliError::Usage("the task text must not be empty".into()));
     }
     let mut context = serde_json::Map::new();
     if !a.files.is_empty() {
@@ -357,13 +472,7 @@ pub(super) fn delegate(env: &Env, a: &DelegateArgs) -> u8 {
     if let Some(t) = a.timeout {
         body["timeout_ms"] = json!(t.as_millis() as u64);
     }
-    let t = match env
-        .client()
-        .and_then(|c| c.post("/delegate", Some(&body), &env.paths))
-    {
-        Ok((_, t)) => t,
-        Err(e) => return fail(&e),
-    };
+    let (_, t) = env.client()?.post("/delegate", Some(&body), &env.paths)?;
     let id = t["ticket_id"].as_str().unwrap_or("").to_string();
     if !a.follow {
         if a.json {
@@ -371,19 +480,16 @@ pub(super) fn delegate(env: &Env, a: &DelegateArgs) -> u8 {
         } else {
             out(&id);
         }
-        return EXIT_OK;
+        return Ok(EXIT_OK);
     }
-    match follow_output(env, &id, 0) {
-        Ok(fin) => {
-            if let Ok(ticket) = env
-                .client()
-                .and_then(|c| c.get(&format!("/tasks/{id}"), &env.paths))
-                && a.json
-            {
-                out_json(&ticket);
-            }
-            exit_code_of(&fin)
-        }
-        Err(e) => fail(&e),
+    let fin = follow_output(env, &id)?;
+    if a.json
+        && let Ok(ticket) = env
+            .client()
+            .and_then(|c| c.get(&format!("/tasks/{id}"), &env.paths))
+    {
+        out_json(&ticket);
     }
+    err(&status_line(&fin));
+    Ok(exit_code_of(&fin))
 }

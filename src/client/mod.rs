@@ -31,6 +31,8 @@ pub enum ClientError {
     Transport(String),
     /// Refusing to proceed for safety (e.g. the port belongs to another user).
     Unsafe(String),
+    /// The URL given is not usable (no `http://` scheme); exit code 2.
+    BadUrl(String),
 }
 
 impl std::fmt::Display for ClientError {
@@ -45,16 +47,18 @@ impl std::fmt::Display for ClientError {
             } => write!(f, "{message} ({status} {code})"),
             ClientError::Transport(m) => f.write_str(m),
             ClientError::Unsafe(m) => f.write_str(m),
+            ClientError::BadUrl(m) => f.write_str(m),
         }
     }
 }
 impl std::error::Error for ClientError {}
 
 impl ClientError {
-    /// CLI exit code: 3 when the daemon is not running, 1 otherwise.
+    /// CLI exit code: 3 when the daemon is not running, 2 for a bad URL, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             ClientError::NotRunning(_) => 3,
+            ClientError::BadUrl(_) => 2,
             _ => 1,
         }
     }
@@ -101,6 +105,39 @@ fn agent(timeout: Option<Duration>) -> ureq::Agent {
         .into()
 }
 
+/// Percent-encode one path segment (ids and names typed by a person may hold
+/// anything): unreserved characters (RFC 3986 §2.3) pass, the rest is `%XX`.
+pub fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `u` without a trailing slash, if it has an `http://` or `https://` scheme.
+///
+/// Errors: [`ClientError::BadUrl`] naming the fix (`add http://`).
+pub fn check_url(u: &str) -> Result<String, ClientError> {
+    let t = u.trim().trim_end_matches('/');
+    let lower = t.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        return Ok(t.to_string());
+    }
+    if t.contains("://") {
+        return Err(ClientError::BadUrl(format!(
+            "url '{u}' has an unsupported scheme; use http:// or https://"
+        )));
+    }
+    Err(ClientError::BadUrl(format!(
+        "url '{u}' has no scheme; add http:// (e.g. --url http://{t})"
+    )))
+}
+
 fn not_running(paths: &Paths) -> ClientError {
     ClientError::NotRunning(format!(
         "the daemon is not running (no answer on the port in {}); start it with `orchestratr start`",
@@ -119,7 +156,7 @@ impl Client {
         token: Option<&str>,
     ) -> Result<Client, ClientError> {
         let (base, discovered) = match url.filter(|u| !u.is_empty()) {
-            Some(u) => (u.trim_end_matches('/').to_string(), false),
+            Some(u) => (check_url(u)?, false),
             None => {
                 let port = crate::daemon::read_port_file(&paths.port_file()).ok_or_else(|| {
                     ClientError::NotRunning(format!(
@@ -212,6 +249,19 @@ impl Client {
         Self::finish(resp).map(|x| x.1)
     }
 
+    /// `GET path`, the JSON answer deserialized into `T` (the crate's own types).
+    ///
+    /// Errors: as [`Client::get`]; `Transport` when the answer has another shape.
+    pub fn get_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        paths: &Paths,
+    ) -> Result<T, ClientError> {
+        let v = self.get(path, paths)?;
+        serde_json::from_value(v)
+            .map_err(|e| ClientError::Transport(format!("unexpected answer to GET {path}: {e}")))
+    }
+
     /// `GET path` returning raw bytes (e.g. `text/plain` output).
     ///
     /// Errors: as [`Client::get`]; an error status is decoded as JSON.
@@ -251,6 +301,18 @@ impl Client {
                 .map_err(|e| self.map_transport(e, paths))?,
             None => req.send_empty().map_err(|e| self.map_transport(e, paths))?,
         };
+        Self::finish(resp)
+    }
+
+    /// `DELETE path`; returns status and JSON answer.
+    ///
+    /// Errors: as [`Client::get`].
+    pub fn delete(&self, path: &str, paths: &Paths) -> Result<(u16, Value), ClientError> {
+        let mut req = self.agent.delete(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let resp = req.call().map_err(|e| self.map_transport(e, paths))?;
         Self::finish(resp)
     }
 
@@ -348,6 +410,39 @@ pub fn next_frame(r: &mut dyn BufRead) -> std::io::Result<Option<SseFrame>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn check_url_never_panics_and_keeps_a_scheme(u in ".{0,64}") {
+            if let Ok(base) = check_url(&u) {
+                let l = base.to_ascii_lowercase();
+                prop_assert!(l.starts_with("http://") || l.starts_with("https://"));
+                prop_assert!(!base.ends_with('/'));
+            }
+        }
+
+        #[test]
+        fn path_segments_round_trip(s in ".{0,40}") {
+            let enc = path_segment(&s);
+            prop_assert!(!enc.contains('/') && !enc.contains('?') && !enc.contains('#'));
+            let dec: String = form_urlencoded::parse(format!("x={enc}").as_bytes())
+                .map(|(_, v)| v.into_owned())
+                .next()
+                .unwrap_or_default();
+            prop_assert_eq!(dec, s);
+        }
+    }
+
+    #[test]
+    fn urls_need_a_scheme() {
+        assert_eq!(check_url("http://h:1/").unwrap(), "http://h:1");
+        let e = check_url("localhost:9876").unwrap_err();
+        assert!(e.to_string().contains("add http://"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+        assert!(check_url("ftp://x").is_err());
+        assert_eq!(path_segment("appr-0a/b c"), "appr-0a%2Fb%20c");
+    }
 
     #[test]
     fn parses_frames_and_skips_comments() {

@@ -93,6 +93,8 @@ pub struct AgentSpec {
     pub env: BTreeMap<String, String>,
     /// Default time limit, milliseconds.
     pub timeout_ms: Option<u64>,
+    /// Interactive sessions of this type (API.md §10); `None` without `interactive`.
+    pub session: Option<super::agents::SessionSpec>,
 }
 
 /// Everything executions need from the config.
@@ -144,10 +146,34 @@ pub(super) struct RawPool {
 
 #[derive(Deserialize)]
 pub(super) struct RawAgent {
-    delegate: Spanned<Vec<String>>,
+    delegate: Option<Spanned<Vec<String>>>,
     pool: Option<Spanned<String>>,
     env: Option<BTreeMap<String, String>>,
     timeout_ms: Option<Spanned<Num>>,
+    // Interactive sessions (API.md §10), validated in config/agents.rs.
+    interactive: Option<Spanned<Vec<String>>>,
+    resume: Option<Spanned<Vec<String>>>,
+    detect: Option<Spanned<String>>,
+    prompt_patterns: Option<Spanned<Vec<String>>>,
+    busy_patterns: Option<Spanned<Vec<String>>>,
+    idle_after_ms: Option<Spanned<u64>>,
+    submit_delay_ms: Option<Spanned<u64>>,
+    max_sessions: Option<Spanned<u64>>,
+}
+
+impl RawAgent {
+    fn session_keys(&self) -> super::agents::RawSession<'_> {
+        super::agents::RawSession {
+            interactive: &self.interactive,
+            resume: &self.resume,
+            detect: &self.detect,
+            prompt_patterns: &self.prompt_patterns,
+            busy_patterns: &self.busy_patterns,
+            idle_after_ms: &self.idle_after_ms,
+            submit_delay_ms: &self.submit_delay_ms,
+            max_sessions: &self.max_sessions,
+        }
+    }
 }
 
 /// The raw `config.yml` keys of executions.
@@ -264,19 +290,28 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
             errs.push(diag_at(file, &a, format!("invalid agent name '{name}'")));
             continue;
         }
+        let at = (a.referenced.line(), a.referenced.column());
         let a = a.value;
-        if a.delegate.value.is_empty() || a.delegate.value[0].is_empty() {
-            errs.push(diag_at(
+        let session = super::agents::validate(&name, a.session_keys(), file, errs);
+        match &a.delegate {
+            None if a.interactive.is_none() => errs.push(Diagnostic {
+                file: file.display().to_string(),
+                line: at.0,
+                column: at.1,
+                message: format!("agent '{name}': needs delegate, interactive or both"),
+            }),
+            None => {}
+            Some(d) if d.value.is_empty() || d.value[0].is_empty() => errs.push(diag_at(
                 file,
-                &a.delegate,
+                d,
                 format!("agent '{name}': delegate must be a non-empty argv"),
-            ));
-        } else if !a.delegate.value.iter().any(|x| x.contains("{prompt}")) {
-            errs.push(diag_at(
+            )),
+            Some(d) if !d.value.iter().any(|x| x.contains("{prompt}")) => errs.push(diag_at(
                 file,
-                &a.delegate,
+                d,
                 format!("agent '{name}': delegate must contain {{prompt}}"),
-            ));
+            )),
+            Some(_) => {}
         }
         let pool = pool_ok(&a.pool, &format!("agent '{name}'"), errs, &out.pools);
         let timeout_ms = a.timeout_ms.as_ref().and_then(|v| {
@@ -287,10 +322,11 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
             name.clone(),
             AgentSpec {
                 name,
-                delegate: a.delegate.value,
+                delegate: a.delegate.map(|d| d.value).unwrap_or_default(),
                 pool,
                 env: a.env.unwrap_or_default(),
                 timeout_ms,
+                session,
             },
         );
     }

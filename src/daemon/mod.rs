@@ -22,7 +22,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicUsize};
+use std::sync::atomic::AtomicU16;
 use std::time::{Duration, Instant};
 
 /// Options of [`run`].
@@ -247,6 +247,7 @@ pub fn ensure_token(path: &Path) -> Result<String, DaemonError> {
 /// Errors: see [`DaemonError`]; nothing is left listening on error.
 pub fn run(opts: RunOptions, shutdown: Shutdown) -> Result<(), DaemonError> {
     let started = Instant::now();
+    server::raise_fd_limit();
     let paths = &opts.paths;
     crate::fsutil::create_private_dir(&paths.config_dir)
         .map_err(io_err("create config dir", &paths.config_dir))?;
@@ -278,7 +279,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     let token = ensure_token(&paths.token_file())?;
     let port = opts.port.unwrap_or(cfg.settings.api_port);
 
-    let (bus, bus_thread) = Bus::start(cfg.settings.event_buffer);
+    let (bus, bus_thread) = Bus::start(cfg.settings.event_buffer, cfg.settings.event_buffer_bytes);
     let settings_retention_approvals = cfg.settings.retention.approvals;
     let app_count = cfg.apps.len();
     let shutdown_grace = Duration::from_millis(cfg.exec.shutdown_timeout_ms);
@@ -293,6 +294,13 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         bus.clone(),
         settings_retention_approvals,
     );
+    let (agents, agents_thread) = crate::agents::Agents::start(
+        &paths.state_dir,
+        cfg.exec.clone(),
+        bus.clone(),
+        approvals.clone(),
+    );
+    let agents_for_reload = agents.clone();
     let (exec_for_reload, approvals_for_reload) = (executor.clone(), approvals.clone());
     let (registry, actor_threads) = Registry::start(
         cfg,
@@ -302,12 +310,15 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         Box::new(move |c| {
             exec_for_reload.reconfigure(c.exec.clone(), c.settings.retention.clone());
             approvals_for_reload.set_retention(c.settings.retention.approvals);
+            agents_for_reload.reconfigure(c.exec.clone());
         }),
     );
     let mut actor_threads = actor_threads;
     actor_threads.push(approvals_thread);
     actor_threads.push(executor_thread);
+    actor_threads.push(agents_thread);
     let stop_actors = |registry: &Registry, bus: &Bus| {
+        agents.shutdown();
         executor.stop();
         approvals.shutdown();
         registry.shutdown();
@@ -333,10 +344,12 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         port: AtomicU16::new(bound),
         pid: std::process::id(),
         config_dir: paths.config_dir.clone(),
-        streams: Arc::new(AtomicUsize::new(0)),
+        state_dir: paths.state_dir.clone(),
+        streams: Default::default(),
         shutdown: shutdown.tx.clone(),
         approvals: approvals.clone(),
         executor: executor.clone(),
+        agents: agents.clone(),
     });
     let (dead_tx, dead_rx) = unbounded::<String>();
     let mut http = match HttpServer::start(listener, ctx.clone(), dead_tx.clone()) {
@@ -359,6 +372,9 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         std::process::id(),
         paths.config_dir.display()
     );
+    // systemd Type=notify: ready once listening AND the port file is written.
+    // A no-op without $NOTIFY_SOCKET (sd_notify(3)).
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     bus.emit(NewEvent::daemon(
         "daemon.started",
         None,
@@ -377,6 +393,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         let dead: Option<String> = select! {
             recv(shutdown.rx) -> reason => {
                 log::info!("shutting down ({})", reason.unwrap_or("signal"));
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
                 break;
             }
             recv(dead_rx) -> err => Some(err.unwrap_or_default()),
@@ -423,6 +440,12 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     http.stop();
     stop_actors(&registry, &bus);
     join_all(bus_thread, actor_threads);
+    // Streams write their last frames (daemon.stopping) and end once the bus
+    // stopped; give them a moment before the process exits under them.
+    let streams_end = Instant::now() + Duration::from_secs(2);
+    while ctx.streams.open() > 0 && Instant::now() < streams_end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     remove_port_file_if_ours(&port_file, bound);
     log::info!("stopped");
     Ok(())

@@ -43,6 +43,8 @@ pub enum Msg {
     Standing(Value),
     /// The log of app `name` (`None`: the daemon has no such route).
     AppLog(String, Option<String>),
+    /// A re-read of every list failed (the reason).
+    RefreshFailed(String),
     /// SIGTERM, SIGHUP or SIGINT arrived: leave cleanly (terminal restored).
     Quit,
 }
@@ -182,7 +184,7 @@ fn run_one(c: &Client, p: &Paths, job: Job, tx: &Sender<Msg>) -> bool {
     let msg = match job {
         Job::Refresh => match read_lists(c, p) {
             Ok(l) => Msg::Lists(Box::new(l)),
-            Err(e) => Msg::Done(format!("cannot read lists: {e}"), false),
+            Err(e) => Msg::RefreshFailed(format!("cannot read lists: {e}")),
         },
         Job::Reread(what) => {
             let (path, key) = match what {

@@ -212,8 +212,11 @@ type Term = Terminal<CrosstermBackend<std::io::Stdout>>;
 impl Loop {
     /// Queue a job; a re-read of every list starts the event journal.
     fn send(&self, app: &mut App, j: Job) {
-        if matches!(j, Job::Refresh) && app.journal.is_none() {
-            app.journal = Some(Vec::new());
+        if matches!(j, Job::Refresh) {
+            app.refreshes += 1;
+            if app.journal.is_none() {
+                app.journal = Some(Vec::new());
+            }
         }
         let _ = self.jobs.send(j);
     }
@@ -236,6 +239,10 @@ impl Loop {
             }
             Msg::Input(_) => {}
             Msg::Quit => return Ok(true),
+            Msg::RefreshFailed(why) => {
+                app.replay_journal();
+                app.say(why);
+            }
             Msg::Conn(c) => {
                 if c == Conn::Live {
                     // A restarted daemon numbers events afresh and events may

@@ -159,6 +159,8 @@ pub struct App {
     /// over the lists when they arrive, so an older snapshot never hides a
     /// newer event.
     pub journal: Option<Vec<Value>>,
+    /// Re-reads of every list asked for and not answered yet.
+    pub refreshes: usize,
 }
 
 /// Statuses the `s` key cycles through.
@@ -217,6 +219,7 @@ impl App {
             dirty: true,
             frozen_now: None,
             journal: None,
+            refreshes: 0,
         }
     }
 
@@ -357,9 +360,17 @@ impl App {
         self.merge_event(ev)
     }
 
-    /// Replay the journal over freshly read lists (see [`App::journal`]).
+    /// Replay the journal over freshly read lists (see [`App::journal`]); it is
+    /// kept until every re-read asked for has been answered, since a later
+    /// answer may hold a snapshot older than events already shown.
     pub fn replay_journal(&mut self) {
-        for ev in self.journal.take().unwrap_or_default() {
+        self.refreshes = self.refreshes.saturating_sub(1);
+        let journal = if self.refreshes == 0 {
+            self.journal.take().unwrap_or_default()
+        } else {
+            self.journal.clone().unwrap_or_default()
+        };
+        for ev in journal {
             self.merge_event(&ev);
         }
     }

@@ -214,3 +214,25 @@ fn events_update_lists() {
         Some("apps")
     );
 }
+
+#[test]
+fn a_stale_snapshot_never_hides_a_newer_event() {
+    let mut app = fixed();
+    app.executions.clear();
+    app.refreshes = 2;
+    app.journal = Some(Vec::new());
+    let ev = json!({"id":50,"type":"execution.started","source":"orchestratr",
+                    "data":{"id":"exec-00000000000f","task":"t","status":"running","pool":"default"}});
+    app.apply_event(&ev);
+    // The first answer, then a second one read before the event: both stale.
+    for _ in 0..2 {
+        app.executions.clear();
+        app.replay_journal();
+        assert_eq!(app.executions.len(), 1);
+        assert_eq!(app.executions[0]["status"], "running");
+    }
+    assert!(
+        app.journal.is_none(),
+        "journal dropped once every answer came"
+    );
+}

@@ -149,18 +149,20 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
                     .unwrap_or(0),
             };
             let settings = ctx.registry.settings();
-            let slot =
-                StreamSlot::acquire(&ctx.streams, settings.sse_max_streams).ok_or_else(|| {
-                    HttpError::unavailable(format!(
-                        "too many open streams (sse_max_streams = {})",
-                        settings.sse_max_streams
-                    ))
-                    .with_header("Retry-After", "2")
-                })?;
+            let slot = StreamSlot::acquire_as(&ctx.streams, settings.sse_max_streams, c.peer_uid)
+                .ok_or_else(|| {
+                HttpError::unavailable(format!(
+                    "too many open streams (sse_max_streams = {})",
+                    settings.sse_max_streams
+                ))
+                .with_header("Retry-After", "2")
+            })?;
             let hb = Duration::from_millis(settings.sse_heartbeat_ms);
             let out = h.output.clone();
+            let probe =
+                sse::HangupProbe::find(ctx.port.load(std::sync::atomic::Ordering::Relaxed), c.peer);
             Ok(Reply::Stream(Box::new(move |w| {
-                sse::serve_output(w, out, from, hb, slot)
+                sse::serve_output_probed(w, out, from, hb, slot, probe)
             })))
         }
         RouteId::CancelExecution => {

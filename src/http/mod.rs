@@ -1,12 +1,13 @@
 //! The HTTP layer (API.md §2-§5): tiny_http server, request guards, router, SSE,
 //! and the route handlers. Only this module knows about HTTP; it alone maps the
 //! other layers' errors to a status and the JSON error body of API.md §2.
-
 //!
 //! Module order, no cycles: `server` → `routes` (dispatch) → feature files
 //! (`apps`, `events`, `executions`, `approvals`, `daemon`) → this file and
 //! `call` (shared request types). Feature files never import `routes` or `server`.
 
+pub mod agents;
+pub mod app_output;
 pub mod approvals;
 pub mod apps;
 mod call;
@@ -19,6 +20,7 @@ pub mod router;
 pub mod routes;
 pub mod server;
 pub mod sse;
+pub mod trigger;
 
 pub use call::{Call, Ctx};
 

@@ -71,6 +71,32 @@ pub enum RouteId {
     Delegate,
     /// `GET /tasks/{ticket_id}`
     GetTicket,
+    /// `GET /apps/{name}/output`
+    AppOutput,
+    /// `GET /apps/{name}/stream`
+    AppStream,
+    /// `POST /trigger` (compatibility with the Go orchestratr, API.md §9)
+    Trigger,
+    /// `POST /agents/spawn` and its alias `POST /agents` (API.md §10)
+    SpawnAgent,
+    /// `GET /agents`
+    ListAgents,
+    /// `GET /agents/{id}`
+    GetAgent,
+    /// `DELETE /agents/{id}`
+    KillAgent,
+    /// `POST /agents/{id}/input`
+    AgentInput,
+    /// `GET /agents/{id}/output`
+    AgentOutput,
+    /// `GET /agents/{id}/screen`
+    AgentScreen,
+    /// `GET /agents/{id}/stream`
+    AgentStream,
+    /// `POST /agents/{id}/status`
+    AgentStatus,
+    /// `GET /agents/{id}/attach`
+    AttachAgent,
     /// `GET /tasks` (the registered tasks, API.md §13)
     ListTasks,
     /// `GET /agent-types` (API.md §13)
@@ -114,6 +140,20 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("POST", "/executions/{}/retry", RouteId::RetryExecution, Auth::Token),
     ("POST", "/delegate", RouteId::Delegate, Auth::Token),
     ("GET", "/tasks/{}", RouteId::GetTicket, Auth::Token),
+    ("GET", "/apps/{}/output", RouteId::AppOutput, Auth::Token),
+    ("GET", "/apps/{}/stream", RouteId::AppStream, Auth::TokenOrQuery),
+    ("POST", "/trigger", RouteId::Trigger, Auth::Token),
+    ("POST", "/agents/spawn", RouteId::SpawnAgent, Auth::Token),
+    ("POST", "/agents", RouteId::SpawnAgent, Auth::Token),
+    ("GET", "/agents", RouteId::ListAgents, Auth::Token),
+    ("GET", "/agents/{}", RouteId::GetAgent, Auth::Token),
+    ("DELETE", "/agents/{}", RouteId::KillAgent, Auth::Token),
+    ("POST", "/agents/{}/input", RouteId::AgentInput, Auth::Token),
+    ("GET", "/agents/{}/output", RouteId::AgentOutput, Auth::Token),
+    ("GET", "/agents/{}/screen", RouteId::AgentScreen, Auth::Token),
+    ("GET", "/agents/{}/stream", RouteId::AgentStream, Auth::TokenOrQuery),
+    ("POST", "/agents/{}/status", RouteId::AgentStatus, Auth::Token),
+    ("GET", "/agents/{}/attach", RouteId::AttachAgent, Auth::Token),
     ("GET", "/tasks", RouteId::ListTasks, Auth::Token),
     ("GET", "/agent-types", RouteId::ListAgentTypes, Auth::Token),
 ];

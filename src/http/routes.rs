@@ -5,7 +5,7 @@
 
 use super::guards::{self, header};
 use super::router::{self, RouteId, RouteMatch};
-use super::{HResult, HttpError, approvals, apps, catalog, daemon, events, executions};
+use super::{HResult, HttpError, Reply, approvals, apps, catalog, daemon, events, executions};
 use std::collections::HashMap;
 
 pub use super::{Call, Ctx};
@@ -19,14 +19,23 @@ fn parse_query(url: &str) -> HashMap<String, String> {
     }
 }
 
-/// Run guards 1-6 (API.md §3) and the matched handler.
+/// Run guards 1-6 (API.md §3) and the matched handler; answers carry the CORS
+/// headers of API.md §9 for an origin in `allowed_origins`.
 pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
+    let cors = guards::cors_origin(header(req, "Origin"), &ctx.registry.settings());
+    guards::with_cors(dispatch_guarded(ctx, req), cors.as_deref())
+}
+
+fn dispatch_guarded(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
     let settings = ctx.registry.settings();
     guards::check_peer(req.remote_addr())?;
     guards::check_host(header(req, "Host"), &settings)?;
-    guards::check_origin(header(req, "Origin"), &settings)?;
+    guards::check_origin_for(header(req, "Origin"), header(req, "Host"), &settings)?;
     let url = req.url().to_string();
     let method = req.method().as_str().to_ascii_uppercase();
+    if let Some(r) = guards::preflight(&method, header(req, "Origin"), &settings) {
+        return Ok(Reply::Resp(r));
+    }
     // Test hook (debug builds only, and only with ORCHESTRATR_TEST_PANIC_ROUTE=1
     // set for the daemon): a route that panics, to prove a panicking handler
     // answers 500 and its worker lives on.
@@ -57,6 +66,8 @@ pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
         }
     };
     let query = parse_query(&url);
+    // API.md §9: where the peer's uid is unknown, the open routes need the token too.
+    let auth = super::server::token_needed(auth, matches!(id, RouteId::Health), req);
     guards::check_token(
         auth,
         header(req, "Authorization"),
@@ -75,6 +86,12 @@ pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
         query,
         body,
         last_event_id: header(req, "Last-Event-ID").map(str::to_string),
+        peer: req.remote_addr().copied(),
+        peer_uid: match super::server::peer_of(req) {
+            super::server::PeerUid::Uid(u) => Some(u),
+            super::server::PeerUid::Unknown => None,
+        },
+        cors_origin: guards::cors_origin(header(req, "Origin"), &settings),
     };
     route_call(ctx, id, &call)
 }
@@ -106,6 +123,18 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::RetryExecution
         | RouteId::Delegate
         | RouteId::GetTicket => executions::route,
+        RouteId::AppOutput | RouteId::AppStream => super::app_output::route,
+        RouteId::Trigger => super::trigger::route,
+        RouteId::SpawnAgent
+        | RouteId::ListAgents
+        | RouteId::GetAgent
+        | RouteId::KillAgent
+        | RouteId::AgentInput
+        | RouteId::AgentOutput
+        | RouteId::AgentScreen
+        | RouteId::AgentStream
+        | RouteId::AgentStatus
+        | RouteId::AttachAgent => super::agents::route,
         RouteId::ListTasks | RouteId::ListAgentTypes => catalog::route,
     };
     serve(ctx, id, c)

@@ -1,0 +1,3 @@
+//! Hook adapters that turn a coding agent's hook protocol into approvals.
+
+pub mod claude_code;
