@@ -499,3 +499,84 @@ fn task_catalog_and_agent_types_routes() {
     assert_eq!(r.status, 200, "{:?}", r.json());
     assert_eq!(r.json()["ticket_id"], id.as_str());
 }
+
+fn agents_config(ws: &Path) -> String {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/standin_agent.py");
+    format!(
+        "workspaces: [\"{}\"]\nagents:\n  standin:\n    interactive: [\"python3\", \"{}\"]\n    detect: shell\n    prompt_patterns: [\"(y/n)\"]\n    idle_after_ms: 700\n    submit_delay_ms: 50\n",
+        ws.display(),
+        fx.display()
+    )
+}
+
+/// Kills the daemon's private tmux server (the agents') when dropped.
+struct AgentsTmux(PathBuf);
+impl Drop for AgentsTmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.0)
+            .arg("kill-server")
+            .env_remove("TMUX")
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+#[test]
+fn an_agent_terminal_input_line_and_waiting_highlight() {
+    let dirs = Dirs::new();
+    let ws = dirs.scratch().join("ws");
+    std::fs::create_dir_all(&ws).expect("ws");
+    dirs.write("config.yml", &agents_config(&ws));
+    let _agents = AgentsTmux(dirs.state.join("agents/tmux.sock"));
+    let d = Daemon::start_in(dirs, &[]);
+    let log = ws.join("standin.txt");
+    let (st, a) = d.post_json_auth(
+        "/agents/spawn",
+        &json!({"agent_type": "standin", "working_dir": ws, "name": "dash",
+                "env": {"STANDIN_LOG": log}}),
+    );
+    assert_eq!(st, 201, "{a}");
+    let id = a["session_id"].as_str().expect("session id").to_string();
+    let t = Tmux::start(&d, &[]);
+    t.keys(&["4"]);
+    t.wait_text(&id);
+    // The agent's own terminal, rendered in the pane.
+    t.wait_text("ready>");
+    t.keys(&["i"]);
+    t.wait_text(&format!("to {id}"));
+    t.keys(&["-l", "hello-from-dashboard"]);
+    t.keys(&["Enter"]);
+    wait_for(SCREEN, "the typed line to reach the agent", || {
+        std::fs::read_to_string(&log).is_ok_and(|s| s.contains("hello-from-dashboard"))
+    });
+    t.keys(&["-l", "ask"]);
+    t.keys(&["Enter"]);
+    t.keys(&["Escape"]);
+    let screen = t.wait("the agent waiting", |s| {
+        s.contains("Proceed? (y/n)") && s.lines().any(|l| l.contains(&id) && l.contains("waiting"))
+    });
+    save_capture("agents", &screen);
+    // Highlighted: the waiting row is drawn yellow (or bold under NO_COLOR).
+    let styled = t.tmux(&["capture-pane", "-p", "-e", "-t", "dash"]);
+    let row = styled
+        .lines()
+        .find(|l| l.contains(&id) && l.contains("waiting"))
+        .expect("waiting row");
+    assert!(
+        row.contains("38;5;3m") || row.contains("\u{1b}[33m") || row.contains("\u{1b}[1m"),
+        "{row:?}"
+    );
+    t.keys(&["1"]);
+    let over = t.wait("the overview count", |s| {
+        figure(s, "agents waiting for a person").as_deref() == Some("1")
+    });
+    assert!(over.contains("4:agents(1!)"), "{over}");
+    let _ = d.request(
+        "DELETE",
+        &format!("/agents/{id}"),
+        &[("Authorization", &d.auth_header())],
+        b"",
+    );
+}

@@ -69,11 +69,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &mut App) {
         ],
         rows,
         &[
-            Constraint::Length(22),
+            Constraint::Length(27),
             Constraint::Length(8),
             Constraint::Length(8),
             Constraint::Length(8),
-            Constraint::Min(12),
+            Constraint::Min(8),
             Constraint::Length(7),
             Constraint::Length(6),
         ],
