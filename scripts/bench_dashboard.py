@@ -10,9 +10,13 @@ private tmux server (200x50), then publishes events at RATE/s for SECONDS:
   - daemon load: the daemon's CPU over the same window with and without the
     dashboard attached (the difference is the dashboard's cost to it).
 
+With --agents N (default 50) it also spawns N stand-in agents (`/bin/sh` in
+the daemon's private tmux server) before the window, so the agents list and
+their status events are part of the load.
+
 Usage: scripts/bench_dashboard.py [--bin target/release/orchestratr]
-       [--executions 1000] [--rate 200] [--seconds 20]
-Only the standard library and tmux are needed.
+       [--executions 1000] [--agents 50] [--rate 200] [--seconds 20]
+Only the standard library and tmux (>= 3.2) are needed.
 """
 import argparse, http.client, json, os, shutil, subprocess, sys, tempfile, time
 
@@ -75,6 +79,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/release/orchestratr")
     ap.add_argument("--executions", type=int, default=1000)
+    ap.add_argument("--agents", type=int, default=50)
     ap.add_argument("--rate", type=int, default=200)
     ap.add_argument("--seconds", type=float, default=20)
     a = ap.parse_args()
@@ -85,7 +90,10 @@ def main():
     with open(os.path.join(cfg, "config.yml"), "w") as f:
         f.write("tasks:\n  - name: quick\n    command: [\"true\"]\n"
                 "pools:\n  default: {max_concurrent: 16, max_queued: 5000}\n"
-                "retention: {executions: 5000}\nshutdown_timeout_ms: 500\n")
+                "retention: {executions: 5000}\nshutdown_timeout_ms: 500\n"
+                f"workspaces: [\"{tmp}\"]\n"
+                "agents:\n  sh:\n    interactive: [\"/bin/sh\"]\n    detect: shell\n"
+                f"    max_sessions: {max(a.agents, 1)}\n")
     env = dict(os.environ, ORCHESTRATR_CONFIG_DIR=cfg, ORCHESTRATR_STATE_DIR=state)
     env.pop("ORCHESTRATR_URL", None), env.pop("ORCHESTRATR_TOKEN", None)
     daemon = subprocess.Popen([binary, "serve", "--port", "0"], env=env,
@@ -109,6 +117,14 @@ def main():
                 break
             time.sleep(0.2)
         print(f"{a.executions} executions done in {time.time() - t0:.1f}s")
+        spawned = 0
+        for i in range(a.agents):
+            st, v = api.call("POST", "/agents/spawn", {"agent_type": "sh", "working_dir": tmp, "name": f"a{i}"})
+            if st != 201:
+                print(f"agent spawn stopped at {i}: {st} {v}")
+                break
+            spawned += 1
+        print(f"{spawned} agents spawned")
 
         # Baseline: the daemon's CPU under the event load, no dashboard.
         c0 = cpu_ticks(daemon.pid)
@@ -154,6 +170,7 @@ def main():
         tmux(sock, "send-keys", "-t", "b", "q")
     finally:
         tmux(sock, "kill-server")
+        tmux(os.path.join(state, "agents", "tmux.sock"), "kill-server")
         daemon.terminate()
         try:
             daemon.wait(10)
