@@ -43,6 +43,8 @@ pub enum Msg {
     Standing(Value),
     /// The log of app `name` (`None`: the daemon has no such route).
     AppLog(String, Option<String>),
+    /// One agent read with `GET /agents/{id}`.
+    Agent(Value),
     /// A re-read of every list failed (the reason).
     RefreshFailed(String),
     /// SIGTERM, SIGHUP or SIGINT arrived: leave cleanly (terminal restored).
@@ -76,6 +78,8 @@ pub enum Job {
     Act(&'static str, String, Option<Value>, String),
     /// Read the log of an app.
     AppLog(String),
+    /// Read one agent (`GET /agents/{id}`: the list leaves out memory and CPU).
+    Agent(String),
 }
 
 fn items(v: &Value, k: &str) -> Vec<Value> {
@@ -197,6 +201,10 @@ fn run_one(c: &Client, p: &Paths, job: Job, tx: &Sender<Msg>) -> bool {
                 Err(e) => Msg::Done(format!("cannot read {what}: {e}"), false),
             }
         }
+        Job::Agent(id) => match c.get(&format!("/agents/{id}"), p) {
+            Ok(v) => Msg::Agent(v),
+            Err(_) => return true,
+        },
         Job::AppLog(name) => {
             let path = format!("/apps/{name}/output?limit=65536");
             match c.get_bytes(&path, p) {

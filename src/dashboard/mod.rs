@@ -239,6 +239,17 @@ impl Loop {
             }
             Msg::Input(_) => {}
             Msg::Quit => return Ok(true),
+            Msg::Agent(v) => {
+                if let Some(a) = app
+                    .agents
+                    .iter_mut()
+                    .flatten()
+                    .find(|a| a["session_id"] == v["session_id"])
+                {
+                    *a = v;
+                    app.dirty = true;
+                }
+            }
             Msg::RefreshFailed(why) => {
                 app.replay_journal();
                 app.say(why);
@@ -256,6 +267,13 @@ impl Loop {
                 if let Some(what) = app.apply_event(&ev) {
                     let _ = self.jobs.send(Job::Reread(what));
                 }
+                // Memory and CPU come with one agent, not the list.
+                if ev["type"].as_str().is_some_and(|t| t.starts_with("agent."))
+                    && app.view == View::Agents
+                    && let Some(id) = app.selected_id()
+                {
+                    let _ = self.jobs.send(Job::Agent(id));
+                }
             }
             Msg::Lists(l) => {
                 app.apps = l.apps;
@@ -269,7 +287,22 @@ impl Loop {
             }
             Msg::List(what, l) => {
                 match what {
-                    "agents" => app.agents = l,
+                    "agents" => {
+                        // The list leaves out memory and CPU: keep what
+                        // `GET /agents/{id}` told us.
+                        let mut l = l;
+                        if let (Some(new), Some(old)) = (l.as_mut(), app.agents.as_ref()) {
+                            for a in new.iter_mut().filter(|a| a["memory_mb"].is_null()) {
+                                if let Some(o) =
+                                    old.iter().find(|o| o["session_id"] == a["session_id"])
+                                {
+                                    a["memory_mb"] = o["memory_mb"].clone();
+                                    a["cpu_percent"] = o["cpu_percent"].clone();
+                                }
+                            }
+                        }
+                        app.agents = l;
+                    }
                     "approvals" => app.approvals = l.unwrap_or_default(),
                     _ => app.apps = l.unwrap_or_default(),
                 }
@@ -356,6 +389,9 @@ impl Loop {
             generation,
         });
         app.dirty = true;
+        if kind == "agents" {
+            let _ = self.jobs.send(Job::Agent(id.clone()));
+        }
         let (c, p, t, g) = (
             self.client.clone(),
             self.paths.clone(),
