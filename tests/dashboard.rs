@@ -529,8 +529,10 @@ fn an_agent_terminal_input_line_and_waiting_highlight() {
     let ws = dirs.scratch().join("ws");
     std::fs::create_dir_all(&ws).expect("ws");
     dirs.write("config.yml", &agents_config(&ws));
-    let _agents = AgentsTmux(dirs.state.join("agents/tmux.sock"));
+    let sock = dirs.state.join("agents/tmux.sock");
     let d = Daemon::start_in(dirs, &[]);
+    // Declared after the daemon so it drops first, while the socket still exists.
+    let _agents = AgentsTmux(sock);
     let log = ws.join("standin.txt");
     let (st, a) = d.post_json_auth(
         "/agents/spawn",
