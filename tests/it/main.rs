@@ -15,6 +15,7 @@ mod cli_snapshots;
 mod cli_ux;
 mod config_fuzz;
 mod config_reload;
+mod dashboard;
 mod events_prop;
 mod events_v3;
 mod exec_storm;
