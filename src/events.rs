@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 pub const DAEMON_SOURCE: &str = "orchestratr";
 
 /// One event (API.md §5 `Event`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Event {
     /// Strictly increasing for the daemon's lifetime, starting at 1.
     pub id: u64,

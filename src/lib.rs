@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod hooks;
 pub mod http;
 pub mod logging;
+pub mod openapi;
 pub mod paths;
 pub mod proc;
 pub mod records;

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod events;
 pub mod executions;
 pub mod guards;
+pub mod openapi;
 pub mod router;
 pub mod routes;
 pub mod server;

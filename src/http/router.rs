@@ -75,6 +75,8 @@ pub enum RouteId {
     AppOutput,
     /// `GET /apps/{name}/stream`
     AppStream,
+    /// `GET /openapi.json` (API.md §13)
+    OpenApi,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -116,7 +118,14 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("GET", "/tasks/{}", RouteId::GetTicket, Auth::Token),
     ("GET", "/apps/{}/output", RouteId::AppOutput, Auth::Token),
     ("GET", "/apps/{}/stream", RouteId::AppStream, Auth::TokenOrQuery),
+    ("GET", "/openapi.json", RouteId::OpenApi, Auth::Open),
 ];
+
+/// The route table, `(method, pattern, route, auth)` with `{}` for one path
+/// segment: what the OpenAPI document (`http/openapi.rs`) is generated from.
+pub fn table() -> &'static [(&'static str, &'static str, RouteId, Auth)] {
+    ROUTES
+}
 
 /// Result of matching a request line.
 #[derive(Debug, PartialEq, Eq)]

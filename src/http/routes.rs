@@ -107,6 +107,7 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::Delegate
         | RouteId::GetTicket => executions::route,
         RouteId::AppOutput | RouteId::AppStream => super::app_output::route,
+        RouteId::OpenApi => super::openapi::route,
     };
     serve(ctx, id, c)
 }
