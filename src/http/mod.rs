@@ -20,7 +20,7 @@ pub mod routes;
 pub mod server;
 pub mod sse;
 
-pub use call::{Call, Ctx};
+pub use call::{Call, Ctx, MAX_JSON_UINT, json_u64};
 
 use serde::Serialize;
 use serde_json::{Value, json};

@@ -63,20 +63,30 @@ pub struct Op {
     pub last_event_id: bool,
 }
 
+// An empty query value is no value (`Call::q`), so the integer schemas also
+// admit `""`.
 fn int_min0(_: &mut SchemaGenerator) -> Value {
-    json!({"type": "integer", "minimum": 0, "maximum": i64::MAX})
+    json!({"anyOf": [{"type": "integer", "minimum": 0, "maximum": u64::MAX}, {"const": ""}]})
 }
 fn limit_1000(_: &mut SchemaGenerator) -> Value {
-    json!({"type": "integer", "minimum": 1, "maximum": 1000})
+    json!({"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1000}, {"const": ""}]})
 }
 fn string(_: &mut SchemaGenerator) -> Value {
     json!({"type": "string"})
 }
 fn wait_s(_: &mut SchemaGenerator) -> Value {
-    json!({"type": "integer", "minimum": 0, "maximum": crate::approvals::MAX_WAIT_S})
+    json!({"anyOf": [{"type": "integer", "minimum": 0, "maximum": crate::approvals::MAX_WAIT_S}, {"const": ""}]})
 }
 fn exec_status(g: &mut SchemaGenerator) -> Value {
-    schema::<ExecStatus>(g)
+    // An empty value is no filter, like an absent one.
+    json!({"anyOf": [schema::<ExecStatus>(g), {"const": ""}]})
+}
+/// Whitespace that both Rust's `str::trim` and Python's `\s` agree on.
+const WS: &str = r"[\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*";
+fn approval_statuses(_: &mut SchemaGenerator) -> Value {
+    let one = "(pending|approved|denied|decided|expired|all)?";
+    let item = format!("{WS}{one}{WS}");
+    json!({"type": "string", "pattern": format!("^{item}(,{item})*$")})
 }
 
 const EVENT_FILTER: [Query; 3] = [
@@ -241,7 +251,7 @@ pub fn operation(id: RouteId) -> Option<Op> {
         RouteId::ListApprovals => Op {
             query: &[(
                 "status",
-                string,
+                approval_statuses,
                 "comma list of pending, approved, denied, decided, expired, or all",
             )],
             ok: (200, Body::Json(schema::<ApprovalList>)),

@@ -308,7 +308,7 @@ pub struct SubmitExecutionBody {
     /// Working directory under one of `workspaces`.
     pub cwd: Option<String>,
     /// Timeout, ms.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 9007199254740992u64))]
     pub timeout_ms: Option<u64>,
 }
 
@@ -326,25 +326,29 @@ pub struct DelegateBody {
     /// Working directory under one of `workspaces`.
     pub working_dir: Option<String>,
     /// Timeout, ms.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 9007199254740992u64))]
     pub timeout_ms: Option<u64>,
 }
 
 /// Body of `POST /approvals`.
 #[derive(Deserialize, JsonSchema)]
 pub struct CreateApprovalBody {
-    /// The question.
-    #[schemars(length(min = 1))]
+    /// The question (not only whitespace).
+    #[schemars(pattern(
+        r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    ))]
     pub title: String,
     /// Longer text.
     pub detail: Option<String>,
     /// Who asks.
     pub source: Option<String>,
-    /// Allowed answers (default `["approve","deny"]`).
+    /// Allowed answers (default `["approve","deny"]`), distinct, non-empty.
+    #[schemars(length(min = 1), inner(length(min = 1)), extend("uniqueItems" = true))]
     pub options: Option<Vec<String>>,
     /// Applied on expiry; one of `options`.
     pub default: Option<String>,
-    /// Time until expiry, ms.
+    /// Time until expiry, ms (at most 7 days).
+    #[schemars(range(min = 1, max = 604800000))]
     pub timeout_ms: Option<u64>,
     /// Any JSON.
     pub context: Option<Value>,

@@ -199,7 +199,7 @@ impl State {
     }
 
     fn adopt(&mut self, name: &str, pid: u32) -> Result<(), TrackerError> {
-        if pid == 0 || pid > i32::MAX as u32 || !pid_alive(pid) {
+        if pid <= 1 || pid == std::process::id() || pid > i32::MAX as u32 || !pid_alive(pid) {
             return Err(TrackerError::NoSuchPid(pid));
         }
         if let Some(t) = self.tracked.get(name)
