@@ -241,3 +241,80 @@ fn document_validates_with_openapi_spec_validator() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// What schemathesis found (docs/api.md "OpenAPI") stays fixed.
+#[test]
+fn schemathesis_findings_stay_fixed() {
+    let d = Daemon::start(CFG);
+    // A query parameter given twice is ambiguous: 400.
+    let r = d.get("/events?limit=1&limit=2");
+    assert_error(&r, 400, "bad_request");
+    assert!(r.text().contains("'limit'"), "{}", r.text());
+    // A whitespace-only JSON body is malformed JSON, not "no body".
+    let ct = [("Content-Type", "application/json")];
+    let r = d.request("POST", "/apps/x/launched", &ct, b"\n");
+    assert_error(&r, 400, "bad_request");
+    let r = d.request("POST", "/apps/x/launched", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // pid 1 (killpg(1) would be kill(-1)) and the daemon's own pid are never adopted.
+    for pid in [1, d.pid] {
+        let (s, v) = d.post_json("/apps/x/launched", &serde_json::json!({ "pid": pid }));
+        assert_eq!(s, 422, "pid {pid}: {v}");
+    }
+    // A kernel thread (empty cmdline; kthreadd is pid 2 on Linux hosts) is never adopted.
+    if std::fs::read("/proc/2/cmdline").is_ok_and(|c| c.is_empty()) {
+        let (s, v) = d.post_json("/apps/x/launched", &serde_json::json!({"pid": 2}));
+        assert_eq!(s, 422, "{v}");
+    }
+    // An integral float is an integer (JSON Schema makes no difference).
+    let (s, v) = d.post_json("/apps/x/launched", &serde_json::json!({"pid": 0.5}));
+    assert_eq!(s, 400, "{v}");
+    let body = br#"{"task": "nope", "timeout_ms": 4312057976123002.0}"#;
+    let auth = d.auth_header();
+    let r = d.request(
+        "POST",
+        "/executions",
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    );
+    assert_error(&r, 404, "not_found"); // parsed; the task is unknown
+}
+
+mod json_uint {
+    use orchestratr::http::{MAX_JSON_UINT, json_u64};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    proptest! {
+        /// `n` and `n.0` are the same integer up to 2^53; nothing above it,
+        /// nothing negative or fractional, is one.
+        #[test]
+        fn integral_numbers_parse_either_way(n in 0u64..=MAX_JSON_UINT, frac in 1u32..1000) {
+            let int: Value = serde_json::from_str(&n.to_string()).expect("int");
+            let float: Value = serde_json::from_str(&format!("{n}.0")).expect("float");
+            prop_assert_eq!(json_u64(&int), Some(n));
+            prop_assert_eq!(json_u64(&float), Some(n));
+            let neg: Value = serde_json::from_str(&format!("-{}", n.max(1))).expect("neg");
+            prop_assert_eq!(json_u64(&neg), None);
+            let fractional: Value = serde_json::from_str(&format!("{}.{frac:03}", n.min(1 << 40))).expect("fr");
+            prop_assert_eq!(json_u64(&fractional), None);
+        }
+
+        #[test]
+        fn above_2_pow_53_is_rejected(n in (MAX_JSON_UINT + 1)..=u64::MAX) {
+            let v: Value = serde_json::from_str(&n.to_string()).expect("int");
+            prop_assert_eq!(json_u64(&v), None);
+        }
+    }
+
+    #[test]
+    fn non_numbers_are_rejected() {
+        for s in [r#""5""#, "true", "null", "[]", "{}"] {
+            let v: Value = serde_json::from_str(s).expect("json");
+            assert_eq!(json_u64(&v), None, "{s}");
+        }
+    }
+}
