@@ -73,6 +73,9 @@ class Subscriber(threading.Thread):
         self.status, self.headers, raw = read_head(s, b"", "closed before response headers")
         if self.status != 200:
             raise ConnectionError(f"status {self.status}: {raw[:200]!r}")
+        # The subscription exists once the head arrived (`retry:` now rides on
+        # the first event frame, API.md §9).
+        self.connected.set()
         self.chunked = is_chunked(self.headers)
         s.settimeout(None)
         pump_sse(s, raw, self.chunked, self._frame, normalize_crlf=True,
@@ -332,4 +335,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if "--fanout" in sys.argv:
+        sys.argv.remove("--fanout")
+        from bench_sse_fanout import main as fanout_main  # noqa: E402
+        fanout_main()
+    else:
+        main()

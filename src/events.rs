@@ -17,23 +17,174 @@ use std::thread::JoinHandle;
 pub const DAEMON_SOURCE: &str = "orchestratr";
 
 /// One event (API.md §5 `Event`).
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+///
+/// The whole event is serialized once, when the bus numbers it, into `json` (one
+/// line): the ring buffer, `GET /events` and every SSE subscriber share that one
+/// string, so fan-out to N subscribers costs N copies of bytes, not N
+/// serializations (issue 7 part 4).
+#[derive(Debug)]
 pub struct Event {
     /// Strictly increasing for the daemon's lifetime, starting at 1.
     pub id: u64,
     /// Event type, `^[a-z0-9][a-z0-9_.:-]{0,63}$`.
-    #[serde(rename = "type")]
     pub kind: String,
     /// Who published it (`orchestratr` for the daemon's own events).
     pub source: String,
-    /// RFC 3339 UTC with milliseconds, set when the bus numbered the event.
-    pub time: String,
     /// App the event is addressed to (`app.message`) or about, if any.
     pub target: Option<String>,
-    /// Free JSON payload (`{}` by default), kept serialized: an event is stored
-    /// once in the ring buffer and sent to many clients, so a compact string
-    /// costs far less memory than a parsed tree and is never re-serialized.
-    pub data: Box<RawValue>,
+    /// The event as one-line JSON `{"id","type","source","time","target","data"}`.
+    json: Box<RawValue>,
+}
+
+impl Event {
+    /// The event as one-line JSON (API.md §5 `Event`), serialized once.
+    pub fn json(&self) -> &str {
+        self.json.get()
+    }
+
+    /// The event's `data` parsed back into a JSON value (`Null` if absent).
+    /// Costs a parse of the serialized event: for consumers off the hot path
+    /// (notifications), not for fan-out.
+    pub fn data(&self) -> serde_json::Value {
+        #[derive(serde::Deserialize)]
+        struct DataOnly {
+            #[serde(default)]
+            data: serde_json::Value,
+        }
+        serde_json::from_str::<DataOnly>(self.json.get())
+            .map(|d| d.data)
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Bytes this event holds in the ring (its JSON plus the fields kept for
+    /// filtering), the unit of `event_buffer_bytes`.
+    pub fn size_bytes(&self) -> usize {
+        self.json.get().len()
+            + self.kind.len()
+            + self.source.len()
+            + self.target.as_ref().map_or(0, String::len)
+            + EVENT_OVERHEAD_BYTES
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(s)
+    }
+}
+
+/// Fixed bookkeeping counted per retained event (the `Arc`, the struct, the
+/// allocator's headers), bytes.
+const EVENT_OVERHEAD_BYTES: usize = 128;
+
+/// Largest `data` of a published event, serialized, bytes (API.md §9 "bounded
+/// state"): larger is `413 payload_too_large`.
+pub const MAX_EVENT_DATA_BYTES: usize = 64 * 1024;
+
+/// Type prefixes reserved for the daemon's own events (API.md §9): clients may
+/// not publish them through `POST /events` or `/apps/{name}/message`.
+pub const RESERVED_TYPE_PREFIXES: &[&str] = &[
+    "daemon.",
+    "app.",
+    "registry.",
+    "config.",
+    "execution.",
+    "approval.",
+    "agent.",
+    "stream.",
+    "token.",
+];
+
+/// Why a client-published event is refused ([`validate_user_event`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserEventError {
+    /// The type uses a built-in prefix or the source is `orchestratr` (any
+    /// case): the message names the rule. HTTP `403 forbidden`.
+    Reserved(String),
+    /// `data` serializes to more than [`MAX_EVENT_DATA_BYTES`] (the size
+    /// counted, which stops just past the limit). HTTP `413 payload_too_large`.
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for UserEventError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserEventError::Reserved(m) => f.write_str(m),
+            UserEventError::TooLarge(_) => write!(
+                f,
+                "event data is larger than {MAX_EVENT_DATA_BYTES} bytes serialized"
+            ),
+        }
+    }
+}
+impl std::error::Error for UserEventError {}
+
+/// Counts bytes written, stopping (with an error) past `limit`.
+struct CountingWriter {
+    n: usize,
+    limit: usize,
+}
+
+impl std::io::Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.n += buf.len();
+        if self.n > self.limit {
+            return Err(std::io::Error::other("over the limit"));
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Size of `v` serialized as compact JSON, bytes, counted without allocating;
+/// counting stops just past `limit` (the result is then `limit + 1` or more).
+pub fn serialized_len(v: &Value, limit: usize) -> usize {
+    let mut w = CountingWriter { n: 0, limit };
+    let _ = serde_json::to_writer(&mut w, v);
+    w.n
+}
+
+/// The rules for events published by clients (API.md §9, issue 13 parts 3-4):
+/// `kind` may not start with a [`RESERVED_TYPE_PREFIXES`] entry and `source`
+/// may not be `orchestratr` in any case; `data` is at most
+/// [`MAX_EVENT_DATA_BYTES`] serialized.
+///
+/// Errors: [`UserEventError::Reserved`] naming the rule, or
+/// [`UserEventError::TooLarge`].
+pub fn validate_user_event(kind: &str, source: &str, data: &Value) -> Result<(), UserEventError> {
+    let lower = kind.to_ascii_lowercase();
+    if let Some(p) = RESERVED_TYPE_PREFIXES
+        .iter()
+        .find(|p| lower.starts_with(*p))
+    {
+        return Err(UserEventError::Reserved(format!(
+            "event type '{kind}' is reserved: types starting with '{p}' are published only by the daemon"
+        )));
+    }
+    if source.trim().eq_ignore_ascii_case(DAEMON_SOURCE) {
+        return Err(UserEventError::Reserved(format!(
+            "source '{source}' is reserved: only the daemon publishes as '{DAEMON_SOURCE}'"
+        )));
+    }
+    let n = serialized_len(data, MAX_EVENT_DATA_BYTES);
+    if n > MAX_EVENT_DATA_BYTES {
+        return Err(UserEventError::TooLarge(n));
+    }
+    Ok(())
+}
+
+/// The serialized shape of [`Event`], used once per event.
+#[derive(Serialize)]
+struct EventOut<'a> {
+    id: u64,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    source: &'a str,
+    time: &'a str,
+    target: Option<&'a str>,
+    data: &'a Value,
 }
 
 /// An event not yet numbered.
@@ -194,12 +345,14 @@ pub struct Bus {
 }
 
 impl Bus {
-    /// Start the bus thread with a ring buffer of `capacity` events.
-    pub fn start(capacity: usize) -> (Bus, JoinHandle<()>) {
+    /// Start the bus thread with a ring buffer of at most `capacity` events and
+    /// at most `max_bytes` of events ([`Event::size_bytes`]); the oldest go first
+    /// (the newest event is always kept).
+    pub fn start(capacity: usize, max_bytes: usize) -> (Bus, JoinHandle<()>) {
         let (tx, rx) = unbounded();
         let handle = std::thread::Builder::new()
             .name("event-bus".into())
-            .spawn(move || BusState::new(capacity).run(rx))
+            .spawn(move || BusState::new(capacity, max_bytes).run(rx))
             .unwrap_or_else(|e| panic!("cannot spawn event bus thread: {e}"));
         (Bus { tx }, handle)
     }
@@ -276,15 +429,20 @@ impl Bus {
 struct BusState {
     ring: VecDeque<Arc<Event>>,
     capacity: usize,
+    /// Sum of [`Event::size_bytes`] over `ring`.
+    bytes: usize,
+    max_bytes: usize,
     next_id: u64,
     subs: Vec<Subscriber>,
 }
 
 impl BusState {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, max_bytes: usize) -> Self {
         BusState {
-            ring: VecDeque::with_capacity(capacity.min(1 << 16)),
+            ring: VecDeque::with_capacity(capacity.min(1 << 14)),
             capacity: capacity.max(1),
+            bytes: 0,
+            max_bytes,
             next_id: 1,
             subs: Vec::new(),
         }
@@ -325,21 +483,16 @@ impl BusState {
     fn publish(&mut self, ev: NewEvent) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        // Serializing a `Value` cannot fail; `null` would stand in if it ever did.
-        let data =
-            serde_json::value::to_raw_value(&ev.data).unwrap_or_else(|_| RawValue::NULL.to_owned());
-        let event = Arc::new(Event {
-            id,
-            kind: ev.kind,
-            source: ev.source,
-            time: crate::time::now_rfc3339(),
-            target: ev.target,
-            data,
-        });
-        if self.ring.len() >= self.capacity {
-            self.ring.pop_front();
-        }
+        let event = Arc::new(numbered(id, ev));
+        self.bytes += event.size_bytes();
         self.ring.push_back(event.clone());
+        while self.ring.len() > self.capacity
+            || (self.bytes > self.max_bytes && self.ring.len() > 1)
+        {
+            if let Some(old) = self.ring.pop_front() {
+                self.bytes -= old.size_bytes();
+            }
+        }
         self.subs.retain(|s| {
             if !s.filter.matches(&event) {
                 // A gone subscriber that filters this event out is dropped at its next match.
@@ -433,6 +586,34 @@ impl BusState {
     }
 }
 
+/// Number and serialize an event (the only serialization it ever gets).
+fn numbered(id: u64, ev: NewEvent) -> Event {
+    let time = crate::time::now_rfc3339();
+    let out = EventOut {
+        id,
+        kind: &ev.kind,
+        source: &ev.source,
+        time: &time,
+        target: ev.target.as_deref(),
+        data: &ev.data,
+    };
+    // Serializing a `Value` cannot fail; `null` data would stand in if it ever did.
+    let json = serde_json::value::to_raw_value(&out).unwrap_or_else(|_| {
+        let fallback = EventOut {
+            data: &Value::Null,
+            ..out
+        };
+        serde_json::value::to_raw_value(&fallback).unwrap_or_else(|_| RawValue::NULL.to_owned())
+    });
+    Event {
+        id,
+        kind: ev.kind,
+        source: ev.source,
+        target: ev.target,
+        json,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,7 +630,7 @@ mod tests {
 
     #[test]
     fn ids_increase_and_ring_is_bounded() {
-        let (bus, h) = Bus::start(3);
+        let (bus, h) = Bus::start(3, usize::MAX);
         for _ in 0..5 {
             bus.publish(ev("a")).expect("publish");
         }
@@ -464,13 +645,16 @@ mod tests {
     #[test]
     fn filters_match_prefixes_sources_and_targets() {
         let f = EventFilter::new(Some("app.*, registry.reloaded"), None, None);
-        let mk = |k: &str| Event {
-            id: 1,
-            kind: k.into(),
-            source: "s".into(),
-            time: String::new(),
-            target: Some("x".into()),
-            data: serde_json::value::to_raw_value(&json!({})).expect("json"),
+        let mk = |k: &str| {
+            numbered(
+                1,
+                NewEvent {
+                    kind: k.into(),
+                    source: "s".into(),
+                    target: Some("x".into()),
+                    data: json!({}),
+                },
+            )
         };
         assert!(f.matches(&mk("app.ready")));
         assert!(f.matches(&mk("registry.reloaded")));
@@ -482,7 +666,7 @@ mod tests {
 
     #[test]
     fn query_limit_gives_a_resume_point() {
-        let (bus, _h) = Bus::start(100);
+        let (bus, _h) = Bus::start(100, usize::MAX);
         for _ in 0..10 {
             bus.publish(ev("a")).expect("publish");
         }
@@ -497,7 +681,7 @@ mod tests {
 
     #[test]
     fn subscribe_replays_then_goes_live_without_gap() {
-        let (bus, _h) = Bus::start(100);
+        let (bus, _h) = Bus::start(100, usize::MAX);
         for _ in 0..5 {
             bus.publish(ev("a")).expect("publish");
         }
@@ -516,7 +700,7 @@ mod tests {
 
     #[test]
     fn gap_is_reported_when_resume_point_is_gone() {
-        let (bus, _h) = Bus::start(3);
+        let (bus, _h) = Bus::start(3, usize::MAX);
         for _ in 0..10 {
             bus.publish(ev("a")).expect("publish");
         }
@@ -530,7 +714,7 @@ mod tests {
 
     #[test]
     fn slow_subscriber_is_dropped_as_lagged_and_others_continue() {
-        let (bus, _h) = Bus::start(100);
+        let (bus, _h) = Bus::start(100, usize::MAX);
         let slow = bus.subscribe(EventFilter::default(), None, 2).expect("sub");
         let fast = bus
             .subscribe(EventFilter::default(), None, 100)
@@ -542,6 +726,83 @@ mod tests {
         assert_eq!(slow.rx.iter().count(), 2);
         assert_eq!(fast.rx.try_iter().count(), 5);
         bus.stop();
+    }
+
+    #[test]
+    fn ring_is_bounded_by_bytes_oldest_first() {
+        let big = || NewEvent {
+            kind: "big".into(),
+            source: "t".into(),
+            target: None,
+            data: json!("x".repeat(10_000)),
+        };
+        let (bus, _h) = Bus::start(1000, 35_000);
+        for _ in 0..10 {
+            bus.publish(big()).expect("publish");
+        }
+        let q = bus.query(0, EventFilter::default(), 100).expect("query");
+        let ids: Vec<u64> = q.events.iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![8, 9, 10]);
+        let sub = bus
+            .subscribe(EventFilter::default(), Some(2), 10)
+            .expect("sub");
+        assert_eq!(sub.gap, Some((3, 7)));
+        bus.stop();
+    }
+
+    #[test]
+    fn event_json_is_the_api_shape() {
+        let e = numbered(
+            7,
+            NewEvent {
+                kind: "a.b".into(),
+                source: "s".into(),
+                target: None,
+                data: json!({"k": [1, 2]}),
+            },
+        );
+        let v: Value = serde_json::from_str(e.json()).expect("json");
+        assert_eq!(v["id"], 7);
+        assert_eq!(v["type"], "a.b");
+        assert_eq!(v["source"], "s");
+        assert!(v["target"].is_null());
+        assert_eq!(v["data"], json!({"k": [1, 2]}));
+        assert!(v["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(!e.json().contains('\n'));
+        assert_eq!(serde_json::to_string(&e).expect("ser"), e.json());
+    }
+
+    #[test]
+    fn user_event_rules() {
+        let d = json!({});
+        for t in [
+            "app.x",
+            "daemon.started",
+            "Token.issued",
+            "stream.gap",
+            "agent.y",
+        ] {
+            let e = validate_user_event(t, "me", &d).expect_err(t);
+            assert!(
+                matches!(e, UserEventError::Reserved(ref m) if m.contains("reserved")),
+                "{e}"
+            );
+        }
+        for s in ["orchestratr", "Orchestratr", "ORCHESTRATR"] {
+            assert!(matches!(
+                validate_user_event("x.y", s, &d),
+                Err(UserEventError::Reserved(_))
+            ));
+        }
+        assert!(validate_user_event("apps.x", "me", &d).is_ok());
+        assert!(validate_user_event("sync_complete", "espansr", &d).is_ok());
+        let big = json!("x".repeat(MAX_EVENT_DATA_BYTES));
+        assert!(matches!(
+            validate_user_event("x", "me", &big),
+            Err(UserEventError::TooLarge(_))
+        ));
+        let fits = json!("x".repeat(MAX_EVENT_DATA_BYTES - 2));
+        assert!(validate_user_event("x", "me", &fits).is_ok());
     }
 
     #[test]

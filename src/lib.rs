@@ -6,7 +6,10 @@
 //! contract as built.
 
 pub mod actor;
+pub mod agents;
 pub mod approvals;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -17,6 +20,8 @@ pub mod fsutil;
 pub mod hooks;
 pub mod http;
 pub mod logging;
+pub mod mcp;
+pub mod notify;
 pub mod openapi;
 pub mod paths;
 pub mod proc;

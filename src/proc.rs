@@ -18,6 +18,51 @@ pub const STRIPPED_ENV: &[&str] = &[
     "LISTEN_FDNAMES",
 ];
 
+/// The environment variable every execution's child carries: its execution
+/// id (API.md §7). Recovery finds orphans of a crashed daemon by it.
+pub const EXECUTION_ID_ENV: &str = "ORCHESTRATR_EXECUTION_ID";
+
+/// The value of `var` in the environment of process `pid`, read from
+/// `/proc/<pid>/environ` (the environment it was exec'd with); `None` if the
+/// process is gone, unreadable (another user's), or lacks `var`.
+pub fn env_of(pid: u32, var: &str) -> Option<String> {
+    let data = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    find_env(&data, var)
+}
+
+/// `var`'s value in a NUL-separated `KEY=VALUE` block (`/proc/<pid>/environ`).
+fn find_env(block: &[u8], var: &str) -> Option<String> {
+    block.split(|b| *b == 0).find_map(|kv| {
+        let rest = kv.strip_prefix(var.as_bytes())?.strip_prefix(b"=")?;
+        Some(String::from_utf8_lossy(rest).into_owned())
+    })
+}
+
+/// Every process owned by this process's effective uid whose environment has
+/// `var`, with its value: `(pid, value)`. Scans `/proc/*/environ`; processes
+/// that vanish meanwhile are skipped. This process itself is never listed.
+pub fn processes_with_env(var: &str) -> Vec<(u32, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::process::id();
+    let uid = nix::unistd::geteuid().as_raw();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me || e.metadata().map(|m| m.uid()).ok() != Some(uid) {
+            continue;
+        }
+        if let Some(v) = env_of(pid, var) {
+            out.push((pid, v));
+        }
+    }
+    out
+}
+
 /// Remove [`STRIPPED_ENV`] from the environment `cmd` will pass to its child.
 pub fn strip_env(cmd: &mut Command) -> &mut Command {
     for k in STRIPPED_ENV {
@@ -80,6 +125,33 @@ mod tests {
             assert_eq!(expand_tilde("~"), h);
             assert_eq!(expand_tilde("~/x"), h.join("x"));
         }
+    }
+
+    #[test]
+    fn env_blocks_are_parsed_by_exact_key() {
+        let b = b"A=1\0ORCHESTRATR_EXECUTION_ID_X=no\0ORCHESTRATR_EXECUTION_ID=exec-1=2\0";
+        assert_eq!(find_env(b, EXECUTION_ID_ENV).as_deref(), Some("exec-1=2"));
+        assert_eq!(find_env(b, "B"), None);
+        assert_eq!(find_env(b"", "A"), None);
+    }
+
+    #[test]
+    fn a_child_is_found_by_its_environment() {
+        let mut c = Command::new("sleep")
+            .arg("5")
+            .env("ORCHESTRATR_PROC_TEST", "mark-1")
+            .spawn()
+            .expect("spawn sleep");
+        let me = (c.id(), "mark-1".to_string());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut found = processes_with_env("ORCHESTRATR_PROC_TEST");
+        while !found.contains(&me) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            found = processes_with_env("ORCHESTRATR_PROC_TEST");
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        assert!(found.contains(&me), "{found:?}");
     }
 
     #[test]

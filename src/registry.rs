@@ -122,6 +122,13 @@ pub enum RegistryError {
     NotRunning(String),
     /// A reported PID is not alive.
     NoSuchPid(u32),
+    /// A reported PID belongs to another uid than the daemon's (issue 13 part 2).
+    ForeignPid {
+        /// The reported PID.
+        pid: u32,
+        /// Its owner (the uid owning `/proc/<pid>`).
+        uid: u32,
+    },
     /// The config on disk is invalid; the previous registry is kept.
     Invalid(ConfigError),
     /// The registry thread is gone (daemon shutting down).
@@ -135,6 +142,12 @@ impl std::fmt::Display for RegistryError {
             RegistryError::LaunchFailed(e) => f.write_str(e),
             RegistryError::NotRunning(n) => write!(f, "app '{n}' is not running"),
             RegistryError::NoSuchPid(p) => write!(f, "pid {p} is not a running process"),
+            RegistryError::ForeignPid { pid, uid } => {
+                write!(
+                    f,
+                    "pid {pid} belongs to uid {uid}, not to the daemon's user"
+                )
+            }
             RegistryError::Invalid(e) => write!(f, "{e}"),
             RegistryError::Closed => f.write_str("registry is shut down"),
         }
@@ -205,6 +218,9 @@ impl Registry {
                 let _ = sink_tx.send(Cmd::Tracker(ev));
             }),
         );
+        for w in duplicate_chords(&config.apps) {
+            log::warn!("{w}");
+        }
         let settings = Arc::new(RwLock::new(Arc::new(config.settings.clone())));
         let mut apps = BTreeMap::new();
         for (name, spec) in &config.apps {
@@ -268,9 +284,10 @@ impl Registry {
     }
 
     /// The app reports it has started (`POST /apps/{name}/launched`); with a PID the
-    /// tracker watches that process.
+    /// tracker watches that process. Every report starts a new lifecycle
+    /// (API.md §9): `ready: false`, `ready_at`/`exit_code` `null`.
     ///
-    /// Errors: `NotFound`, `NoSuchPid`.
+    /// Errors: `NotFound`, `NoSuchPid`, `ForeignPid` (the PID is another uid's).
     pub fn report_launched(&self, name: &str, pid: Option<u32>) -> Result<AppState, RegistryError> {
         self.call_r(|r| Cmd::Launched(name.to_string(), pid, r))
     }
@@ -283,6 +300,16 @@ impl Registry {
     /// The app reports it stopped (idempotent). Errors: `NotFound`.
     pub fn report_stopped(&self, name: &str) -> Result<AppState, RegistryError> {
         self.call_r(|r| Cmd::Stopped(name.to_string(), r))
+    }
+
+    /// The app whose `chord` is `chord` (trimmed, exact): the first by name when
+    /// several share it (a reload warning names them). `None`: no such chord.
+    pub fn find_by_chord(&self, chord: &str) -> Option<String> {
+        let chord = chord.trim();
+        self.list()
+            .into_iter()
+            .find(|a| a.spec.chord.as_deref().map(str::trim) == Some(chord))
+            .map(|a| a.spec.name)
     }
 
     /// Launch the app's command unless a tracked instance is alive.
@@ -343,6 +370,52 @@ struct Actor {
 
 fn not_found(name: &str) -> RegistryError {
     RegistryError::NotFound(name.to_string())
+}
+
+/// One warning per chord that several apps share, naming them (API.md §9).
+pub fn duplicate_chords<'a>(
+    apps: impl IntoIterator<Item = (&'a String, &'a AppSpec)>,
+) -> Vec<String> {
+    let mut by_chord: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, spec) in apps {
+        if let Some(c) = spec
+            .chord
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+        {
+            by_chord.entry(c).or_default().push(name);
+        }
+    }
+    by_chord
+        .into_iter()
+        .filter(|(_, names)| names.len() > 1)
+        .map(|(c, names)| {
+            format!(
+                "chord '{c}' is used by several apps: {}; POST /trigger launches '{}'",
+                names.join(", "),
+                names[0]
+            )
+        })
+        .collect()
+}
+
+/// Check that a reported PID is a live process of the daemon's own uid (the
+/// owner of `/proc/<pid>`), issue 13 part 2.
+///
+/// Errors: `NoSuchPid` (no such process), `ForeignPid` (another uid's).
+pub fn check_own_pid(pid: u32) -> Result<(), RegistryError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta =
+        std::fs::metadata(format!("/proc/{pid}")).map_err(|_| RegistryError::NoSuchPid(pid))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(RegistryError::ForeignPid {
+            pid,
+            uid: meta.uid(),
+        });
+    }
+    Ok(())
 }
 
 impl Actor {
@@ -410,36 +483,32 @@ impl Actor {
             return;
         };
         let st = &mut e.state;
-        let fresh = st.status == Status::Stopped || (pid.is_some() && st.pid != pid);
-        if fresh {
-            st.launched_at = Some(crate::time::now_rfc3339());
-            st.ready = false;
-            st.ready_at = None;
-            st.status = Status::Launched;
-            st.exit_code = None;
-            st.signal = None;
-            st.memory_mb = None;
-            st.cpu_percent = None;
-            st.error = None;
-            st.error_at = None;
-        }
+        // Every launch (by the daemon or reported by the app) starts a new
+        // lifecycle (API.md §9).
+        st.launched_at = Some(crate::time::now_rfc3339());
+        st.ready = false;
+        st.ready_at = None;
+        st.status = Status::Launched;
+        st.exit_code = None;
+        st.signal = None;
+        st.memory_mb = None;
+        st.cpu_percent = None;
+        st.error = None;
+        st.error_at = None;
         st.launched = true;
-        if pid.is_some() {
-            st.pid = pid;
-            st.alive = if tracked { Some(true) } else { None };
-        } else if fresh {
-            st.pid = None;
-            st.alive = None;
-        }
-        if fresh {
-            let data = json!({"pid": pid, "by": by});
-            let ready_cmd = e.spec.ready_cmd.clone();
-            let cwd = e.spec.cwd.as_deref().map(crate::proc::expand_tilde);
-            let timeout = e.spec.ready_timeout_ms;
-            self.emit("app.launched", name, data);
-            if let Some(cmd) = ready_cmd {
-                self.tracker.start_probe(name, &cmd, cwd, timeout);
-            }
+        st.pid = pid;
+        st.alive = if pid.is_some() && tracked {
+            Some(true)
+        } else {
+            None
+        };
+        let data = json!({"pid": pid, "by": by});
+        let ready_cmd = e.spec.ready_cmd.clone();
+        let cwd = e.spec.cwd.as_deref().map(crate::proc::expand_tilde);
+        let timeout = e.spec.ready_timeout_ms;
+        self.emit("app.launched", name, data);
+        if let Some(cmd) = ready_cmd {
+            self.tracker.start_probe(name, &cmd, cwd, timeout);
         }
     }
 
@@ -448,6 +517,7 @@ impl Actor {
             return Err(not_found(name));
         }
         if let Some(p) = pid {
+            check_own_pid(p)?;
             self.tracker.adopt(name, p)?;
         }
         self.mark_launched(name, pid, pid.is_some(), "app");
@@ -486,6 +556,7 @@ impl Actor {
             e.state.status = Status::Stopped;
             e.state.launched = false;
             e.state.ready = false;
+            e.state.alive = Some(false);
             self.tracker.cancel_probe(name);
             self.emit("app.stopped", name, json!({"by": "app"}));
         }
@@ -646,6 +717,9 @@ impl Actor {
             }
         }
         let mut warnings = cfg.warnings;
+        warnings.extend(duplicate_chords(
+            self.apps.iter().map(|(k, e)| (k, &e.spec)),
+        ));
         {
             let old = match self.settings.read() {
                 Ok(g) => g.clone(),

@@ -132,7 +132,8 @@ fn pool_runs_fifo_and_never_exceeds_max_concurrent() {
                 e["queue_position"].as_u64().is_some_and(|p| p >= 1),
                 "a pending run has a queue_position: {e}"
             ),
-            Some("running") => assert!(e["queue_position"].is_null(), "{e}"),
+            // `starting`: holds a slot, its record committed before the spawn.
+            Some("starting") | Some("running") => assert!(e["queue_position"].is_null(), "{e}"),
             other => panic!("fresh submission is {other:?}: {e}"),
         }
         ids.push(id);
@@ -407,7 +408,10 @@ fn fast_output_on_stdout_and_stderr_arrives_complete() {
         ],
     );
     let fin = d.wait_exec(&id, "final", Duration::from_secs(120), |e| {
-        !matches!(e["status"].as_str(), Some("pending") | Some("running"))
+        !matches!(
+            e["status"].as_str(),
+            Some("pending") | Some("starting") | Some("running")
+        )
     });
     assert_eq!(fin["status"], "completed", "{fin}");
     assert_eq!(fin["output_bytes"], 10_000_000, "{fin}");
@@ -906,7 +910,10 @@ fn delegate_runs_the_agent_with_one_prompt_argument_and_reports_a_ticket() {
     assert!(t.get("session_id").is_some(), "{t}");
     assert!(t["created_at"].is_string(), "{t}");
     assert!(
-        matches!(t["status"].as_str(), Some("pending") | Some("running")),
+        matches!(
+            t["status"].as_str(),
+            Some("pending") | Some("starting") | Some("running")
+        ),
         "{t}"
     );
 
@@ -916,7 +923,10 @@ fn delegate_runs_the_agent_with_one_prompt_argument_and_reports_a_ticket() {
             let r = d.get(&format!("/tasks/{tid}"));
             assert_eq!(r.status, 200, "{r}");
             ticket = r.json();
-            !matches!(ticket["status"].as_str(), Some("pending") | Some("running"))
+            !matches!(
+                ticket["status"].as_str(),
+                Some("pending") | Some("starting") | Some("running")
+            )
         }),
         "ticket never finished: {ticket}\n{}",
         d.log()

@@ -92,7 +92,7 @@ mod tests {
     #[test]
     fn a_reply_comes_after_its_save_and_a_restart_reads_it() {
         let state = tempfile::tempdir().expect("tmp");
-        let (bus, _bus_thread) = Bus::start(100);
+        let (bus, _bus_thread) = Bus::start(100, crate::config::DEFAULT_EVENT_BUFFER_BYTES);
         let (ap, h) = Approvals::start(state.path(), bus.clone(), 10);
         let a = ap
             .create(NewApproval {

@@ -170,6 +170,10 @@ pub struct ClaudeCodeArgs {
     /// 'Bash|Edit|Write'); other tools are allowed at once.
     #[arg(long = "match", value_name = "TOOL_REGEX")]
     pub matcher: Option<String>,
+    /// Instead: report an agent session's status from its UserPromptSubmit,
+    /// Stop, Notification and SessionStart hooks (uses ORCHESTRATR_AGENT_ID).
+    #[arg(long)]
+    pub agent_status: bool,
 }
 
 /// The hook's answer when an approval expires.
@@ -381,6 +385,11 @@ pub(super) fn ask(env: &Env, a: &AskArgs) -> u8 {
     if let Some(c) = context {
         body["context"] = c;
     }
+    if let Ok(id) = std::env::var("ORCHESTRATR_AGENT_ID")
+        && (body["context"].is_null() || body["context"].is_object())
+    {
+        body["context"]["agent_id"] = json!(id); // its agent session turns `waiting`
+    }
     let created = env
         .client()
         .and_then(|c| c.post("/approvals", Some(&body), &env.paths));
@@ -452,6 +461,7 @@ const HOOK_BLOCK: u8 = 2;
 
 pub(super) fn hook(env: &Env, a: &HookArgs) -> u8 {
     match &a.agent {
+        HookAgent::ClaudeCode(args) if args.agent_status => super::agent_hook::run(env),
         HookAgent::ClaudeCode(args) => {
             match catch_unwind(AssertUnwindSafe(|| claude_code(env, args))) {
                 Ok(code) => code,
@@ -510,6 +520,12 @@ fn claude_code_verdict(env: &Env, args: &ClaudeCodeArgs) -> Result<Verdict, Stri
         Plan::Answer(v) => return Ok(v),
         Plan::Ask { tool, title, body } => (tool, title, body),
     };
+    let mut body = body;
+    if let Ok(id) = std::env::var("ORCHESTRATR_AGENT_ID")
+        && body["context"].is_object()
+    {
+        body["context"]["agent_id"] = json!(id); // its agent session turns `waiting`
+    }
     let client = env
         .client()
         .map_err(|e| format!("cannot ask orchestratr for approval: {e}; denying {tool}"))?;

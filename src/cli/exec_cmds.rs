@@ -79,7 +79,7 @@ pub struct RunArgs {
 /// `orchestratr executions`
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only this status (pending, running, completed, failed, timeout, cancelled, lost).
+    /// Only this status (pending, starting, running, completed, failed, timeout, cancelled, lost).
     #[arg(long)]
     pub status: Option<String>,
     /// Only this task.
@@ -167,6 +167,7 @@ pub fn status_line(e: &Execution) -> String {
             Some(p) => format!("{id} queued in pool {} (position {p})", e.pool),
             None => format!("{id} queued in pool {}", e.pool),
         },
+        ExecStatus::Starting => format!("{id} starting in pool {}", e.pool),
         ExecStatus::Running => match e.pid {
             Some(p) => format!("{id} running (pid {p})"),
             None => format!("{id} running"),

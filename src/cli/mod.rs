@@ -13,8 +13,11 @@
 //! Adding a noun group: add a variant to [`Command`] in the "noun groups" block,
 //! one dispatch arm in [`run`], and a line in `COMMANDS_HELP`.
 
+pub mod agent_cmds;
+mod agent_hook;
 pub mod app_cmds;
 pub mod approvals_cmds;
+mod audit_cmds;
 pub mod config_cmds;
 mod daemon_cmds;
 pub mod error;
@@ -24,9 +27,12 @@ pub mod follow;
 mod gen_cmds;
 pub mod output;
 pub mod remote_cmds;
+mod trigger_cmd;
 mod wait;
 
 pub use error::{CliError, EXIT_FAIL, EXIT_NOT_RUNNING, EXIT_OK, EXIT_USAGE, Outcome};
+mod mcp_cmd;
+mod token_cmds;
 
 use crate::client::{Client, ClientError};
 use crate::paths::Paths;
@@ -84,7 +90,8 @@ pub struct Cli {
 /// every visible subcommand appears here).
 macro_rules! commands_help {
     () => { concat!(
-    "Apps:\n  app list|show|launch|stop|logs     apps registered in config.yml and apps.d/\n\n",
+    "Apps:\n  app list|show|launch|stop|logs     apps registered in config.yml and apps.d/\n",
+    "  trigger CHORD                      launch the app bound to a hotkey chord\n\n",
     "Executions:\n  exec list|show|run|logs|cancel|retry|delegate\n",
     "                                     runs of tasks from config.yml `tasks:`\n",
     "  run TASK [-f] [-- ARGS…]           shortcut for `exec run`\n",
@@ -93,10 +100,15 @@ macro_rules! commands_help {
     "                                     questions waiting for a person\n",
     "  ask --title …                      shortcut for `approval ask`\n",
     "  hook claude-code                   Claude Code PreToolUse hook\n\n",
+    "Agents:\n  agent spawn|list|show|send|keys|screen|logs|attach|kill\n",
+    "                                     coding agents in tmux: watch, type, stop\n\n",
     "Events:\n  events [-n N] [--since ID] [-f]    the newest events, or follow them live\n",
     "  emit TYPE --source S               publish an event\n\n",
     "Daemon:\n  daemon start|stop|status|serve|reload\n",
     "  start | stop | status | serve      shortcuts for `daemon …`\n\n",
+    "Security:\n  token list|create|revoke|rotate    scoped API tokens (secret shown once)\n",
+    "  audit [-f] [--verify]              the audit log of control actions\n\n",
+    "Programs:\n  mcp                                MCP server on stdio (for Claude Code / Desktop)\n\n",
     "Setup:\n  config check|path                  validate config.yml without a daemon\n",
     "  remote add|list|remove             named daemons on other machines\n",
     "  completions bash|zsh|fish          shell completion script\n",
@@ -120,6 +132,9 @@ const AFTER_LONG_HELP: &str = concat!(
     "  <cfg>/config.yml, <cfg>/apps.d/*.yml   registry (hot-reloaded)\n",
     "  <cfg>/port, <cfg>/token                 discovery and bearer token\n",
     "  <cfg>/remotes.json                      named remotes (`orchestratr remote`)\n",
+    "  <cfg>/tokens.json                       scoped tokens (SHA-256 hashes only)\n",
+    "  <state>/audit.jsonl[.1-.5]              audit log of control actions (hash-chained)\n",
+    "  <state>/agents/<id>/                    agent session records and output.log\n",
     "  <state>/orchestratr.pid, .log           lock and log of `orchestratr start`\n",
     "  <state>/logs/<app>.log                  output of apps launched by the daemon\n",
     "  <state>/executions/<id>/                execution records and output.log\n",
@@ -143,10 +158,18 @@ pub enum Command {
     /// Approvals: list, show, approve, deny, ask.
     #[command(subcommand)]
     Approval(approvals_cmds::ApprovalCmd),
+    /// Interactive coding agents in tmux: spawn, list, show, send, keys, screen, logs, attach, kill.
+    Agent(agent_cmds::AgentArgs),
+    /// Scoped API tokens: list, create (secret shown once), revoke, rotate the admin token.
+    Token(token_cmds::TokenArgs),
+    /// Show, follow (--follow) or verify (--verify) the audit log of control actions.
+    Audit(audit_cmds::AuditArgs),
     /// Show the newest events (like `journalctl -n`), or follow them live.
     Events(events_cmds::EventsArgs),
     /// Publish an event on the daemon's bus; prints its id.
     Emit(events_cmds::EmitArgs),
+    /// Launch the app bound to a hotkey chord (POST /trigger), for compositor keybindings.
+    Trigger(trigger_cmd::TriggerArgs),
     /// The daemon: start, stop, status, serve, reload.
     #[command(subcommand)]
     Daemon(daemon_cmds::DaemonCmd),
@@ -216,6 +239,11 @@ pub enum Command {
     /// = `exec delegate`
     #[command(hide = true)]
     Delegate(exec_cmds::DelegateArgs),
+    /// Internal: the first process of an agent pane (reads <dir>/spec.json).
+    #[command(name = "agent-exec", hide = true)]
+    AgentExec { dir: std::path::PathBuf },
+    /// MCP stdio server for Claude Desktop / Claude Code (forwards to the daemon's /mcp).
+    Mcp,
 }
 
 /// Print a line to stdout; `false` when stdout is closed (e.g. piped to `head`).
@@ -285,6 +313,12 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Approval(c) => approvals_cmds::dispatch(&env, c),
         Command::Events(a) => events_cmds::events(&env, &a),
         Command::Emit(a) => events_cmds::emit(&env, &a),
+        Command::Trigger(a) => Ok(trigger_cmd::trigger(&env, &a)),
+        Command::Agent(a) => Ok(agent_cmds::run(&env, &a)),
+        Command::Token(a) => Ok(token_cmds::run(&env, &a)),
+        Command::Audit(a) => Ok(audit_cmds::run(&env, &a)),
+        Command::Mcp => Ok(mcp_cmd::run(&env)),
+        Command::AgentExec { dir } => Ok(agent_cmds::agent_exec(&dir)),
         Command::Daemon(c) => daemon_cmds::dispatch(&env, c),
         Command::Config(c) => config_cmds::dispatch(&env, c),
         Command::Remote(c) => remote_cmds::dispatch(&env, c),

@@ -304,6 +304,18 @@ impl Client {
         Self::finish(resp)
     }
 
+    /// `DELETE path`; returns status and JSON answer.
+    ///
+    /// Errors: as [`Client::get`].
+    pub fn delete(&self, path: &str, paths: &Paths) -> Result<(u16, Value), ClientError> {
+        let mut req = self.agent.delete(format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let resp = req.call().map_err(|e| self.map_transport(e, paths))?;
+        Self::finish(resp)
+    }
+
     /// Open an SSE stream at `path`, resuming after `last_event_id`. Returns a line
     /// reader over the event stream (no overall timeout).
     ///

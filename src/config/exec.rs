@@ -53,8 +53,17 @@ pub struct TaskSpec {
     pub timeout_ms: Option<u64>,
     /// Pool name (default `default`).
     pub pool: String,
-    /// Whether a request may append argv elements.
+    /// Whether a request may append argv elements (always `true` for a task
+    /// with `inputs`: they travel as positional args, see `mcp_inputs`).
     pub allow_args: bool,
+    /// Free text (`description:`), shown as the MCP tool's description.
+    pub description: Option<String>,
+    /// `mcp: true` exposes the task as an MCP tool (API.md §13).
+    pub mcp: bool,
+    /// Typed inputs, sorted by name; each `{name}` fills one argv element.
+    pub inputs: Vec<super::mcp_inputs::InputSpec>,
+    /// `mcp_approval: always` holds each MCP call for a person's approval.
+    pub mcp_approval: super::mcp_inputs::McpApproval,
 }
 
 /// Concurrency limits of a pool (API.md §7 `pools:`).
@@ -93,6 +102,8 @@ pub struct AgentSpec {
     pub env: BTreeMap<String, String>,
     /// Default time limit, milliseconds.
     pub timeout_ms: Option<u64>,
+    /// Interactive sessions of this type (API.md §10); `None` without `interactive`.
+    pub session: Option<super::agents::SessionSpec>,
 }
 
 /// Everything executions need from the config.
@@ -133,6 +144,10 @@ pub(super) struct RawTask {
     timeout_ms: Option<Spanned<Num>>,
     pool: Option<Spanned<String>>,
     allow_args: Option<bool>,
+    description: Option<String>,
+    mcp: Option<bool>,
+    inputs: Option<BTreeMap<String, Spanned<super::mcp_inputs::RawInput>>>,
+    mcp_approval: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -144,10 +159,34 @@ pub(super) struct RawPool {
 
 #[derive(Deserialize)]
 pub(super) struct RawAgent {
-    delegate: Spanned<Vec<String>>,
+    delegate: Option<Spanned<Vec<String>>>,
     pool: Option<Spanned<String>>,
     env: Option<BTreeMap<String, String>>,
     timeout_ms: Option<Spanned<Num>>,
+    // Interactive sessions (API.md §10), validated in config/agents.rs.
+    interactive: Option<Spanned<Vec<String>>>,
+    resume: Option<Spanned<Vec<String>>>,
+    detect: Option<Spanned<String>>,
+    prompt_patterns: Option<Spanned<Vec<String>>>,
+    busy_patterns: Option<Spanned<Vec<String>>>,
+    idle_after_ms: Option<Spanned<u64>>,
+    submit_delay_ms: Option<Spanned<u64>>,
+    max_sessions: Option<Spanned<u64>>,
+}
+
+impl RawAgent {
+    fn session_keys(&self) -> super::agents::RawSession<'_> {
+        super::agents::RawSession {
+            interactive: &self.interactive,
+            resume: &self.resume,
+            detect: &self.detect,
+            prompt_patterns: &self.prompt_patterns,
+            busy_patterns: &self.busy_patterns,
+            idle_after_ms: &self.idle_after_ms,
+            submit_delay_ms: &self.submit_delay_ms,
+            max_sessions: &self.max_sessions,
+        }
+    }
 }
 
 /// The raw `config.yml` keys of executions.
@@ -246,16 +285,36 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
             let label = format!("task '{name}': timeout_ms");
             ranges::TASK_TIMEOUT_MS.check(file, v, &label, errs)
         });
+        let mcp_approval =
+            super::mcp_inputs::parse_approval(t.mcp_approval.as_ref(), &name, file, errs);
+        let inputs =
+            super::mcp_inputs::validate_inputs(t.inputs.unwrap_or_default(), &name, file, errs);
+        let mut command = t.command.value.clone();
+        let mcp = t.mcp.unwrap_or(false);
+        // A task with inputs runs its rewritten form; an MCP task without
+        // inputs is only checked (a `{name}` there is surely a mistake); other
+        // tasks keep literal braces as before.
+        if !inputs.is_empty() || mcp {
+            match super::mcp_inputs::rewrite_command(&command, &inputs) {
+                Ok(script) if !inputs.is_empty() => command = CommandSpec::Shell(script),
+                Ok(_) => {}
+                Err(e) => errs.push(diag_at(file, &t.command, format!("task '{name}': {e}"))),
+            }
+        }
         out.tasks.insert(
             name.clone(),
             TaskSpec {
                 name,
-                command: t.command.value,
+                command,
                 cwd: t.cwd,
                 env: t.env.unwrap_or_default(),
                 timeout_ms,
                 pool,
-                allow_args: t.allow_args.unwrap_or(false),
+                allow_args: t.allow_args.unwrap_or(false) || !inputs.is_empty(),
+                description: t.description,
+                mcp,
+                inputs,
+                mcp_approval,
             },
         );
     }
@@ -264,19 +323,28 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
             errs.push(diag_at(file, &a, format!("invalid agent name '{name}'")));
             continue;
         }
+        let at = (a.referenced.line(), a.referenced.column());
         let a = a.value;
-        if a.delegate.value.is_empty() || a.delegate.value[0].is_empty() {
-            errs.push(diag_at(
+        let session = super::agents::validate(&name, a.session_keys(), file, errs);
+        match &a.delegate {
+            None if a.interactive.is_none() => errs.push(Diagnostic {
+                file: file.display().to_string(),
+                line: at.0,
+                column: at.1,
+                message: format!("agent '{name}': needs delegate, interactive or both"),
+            }),
+            None => {}
+            Some(d) if d.value.is_empty() || d.value[0].is_empty() => errs.push(diag_at(
                 file,
-                &a.delegate,
+                d,
                 format!("agent '{name}': delegate must be a non-empty argv"),
-            ));
-        } else if !a.delegate.value.iter().any(|x| x.contains("{prompt}")) {
-            errs.push(diag_at(
+            )),
+            Some(d) if !d.value.iter().any(|x| x.contains("{prompt}")) => errs.push(diag_at(
                 file,
-                &a.delegate,
+                d,
                 format!("agent '{name}': delegate must contain {{prompt}}"),
-            ));
+            )),
+            Some(_) => {}
         }
         let pool = pool_ok(&a.pool, &format!("agent '{name}'"), errs, &out.pools);
         let timeout_ms = a.timeout_ms.as_ref().and_then(|v| {
@@ -287,10 +355,11 @@ pub(super) fn validate(raw: RawExec, file: &Path, errs: &mut Vec<Diagnostic>) ->
             name.clone(),
             AgentSpec {
                 name,
-                delegate: a.delegate.value,
+                delegate: a.delegate.map(|d| d.value).unwrap_or_default(),
                 pool,
                 env: a.env.unwrap_or_default(),
                 timeout_ms,
+                session,
             },
         );
     }

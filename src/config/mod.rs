@@ -9,12 +9,16 @@
 //! `sources.rs` (4 MiB cap, content fingerprint); `diag.rs` holds the error
 //! types; `check.rs` the daemon-less `config check`.
 
+pub mod agents;
 mod check;
 mod diag;
 pub mod exec;
+pub mod mcp_inputs;
+pub mod notify;
 pub mod ranges;
 mod sources;
 mod suggest;
+pub mod transport;
 
 pub use check::{CheckReport, check};
 pub(crate) use diag::diag_at;
@@ -38,6 +42,9 @@ pub const DEFAULT_PORT: u16 = 9876;
 pub const MIN_EVENT_BUFFER: usize = 10_000;
 /// Default byte cap of the event ring: 32 MiB of serialized events (API.md §9).
 pub const DEFAULT_EVENT_BUFFER_BYTES: usize = 32 * 1024 * 1024;
+
+/// Minimum of `event_buffer_bytes`: room for a few events of the largest size.
+pub const MIN_EVENT_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// Whether control routes need the bearer token (API.md §3 guard 4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,6 +82,12 @@ pub struct Settings {
     pub sse_queue_capacity: usize,
     /// How many finished records are kept (`retention:`).
     pub retention: Retention,
+    /// Transport limits and `allow_users` (API.md §9; config/transport.rs).
+    pub transport: transport::Transport,
+    /// `rate_limits`, `ip_allowlist`, `trusted_proxies`, `audit_max_bytes` (API.md §12).
+    pub security: crate::auth::config::SecurityConfig,
+    /// Webhooks fed from the event bus (`notify:`, API.md §13).
+    pub notify: Vec<notify::NotifySpec>,
 }
 
 /// Retention limits (`retention:` in config.yml; API.md §7).
@@ -114,6 +127,9 @@ impl Default for Settings {
             sse_max_streams: 64,
             sse_queue_capacity: 1024,
             retention: Retention::default(),
+            transport: transport::Transport::default(),
+            security: Default::default(),
+            notify: Vec::new(),
         }
     }
 }
@@ -207,6 +223,16 @@ struct RawConfig {
     agents: Option<BTreeMap<String, Spanned<exec::RawAgent>>>,
     workspaces: Option<Vec<String>>,
     shutdown_timeout_ms: Option<Spanned<Num>>,
+    max_connections: Option<Spanned<Num>>,
+    header_timeout_ms: Option<Spanned<Num>>,
+    body_timeout_ms: Option<Spanned<Num>>,
+    idle_timeout_ms: Option<Spanned<Num>>,
+    allow_users: Option<Vec<Spanned<transport::RawUser>>>,
+    rate_limits: Option<crate::auth::config::RawRateLimits>,
+    ip_allowlist: Option<Vec<Spanned<String>>>,
+    trusted_proxies: Option<Vec<Spanned<String>>>,
+    audit_max_bytes: Option<Spanned<u64>>,
+    notify: Option<Vec<Spanned<notify::RawNotify>>>,
 }
 
 #[derive(Deserialize)]
@@ -396,6 +422,27 @@ fn parse_main(text: &str, file: &Path) -> Result<MainParse, Vec<Diagnostic>> {
         if let Some(v) = ranges::RETENTION_APPROVALS.check_opt(file, &r.approvals, &mut errs) {
             s.retention.approvals = to_usize(v);
         }
+    }
+    let raw_transport = transport::RawTransport {
+        max_connections: raw.max_connections,
+        header_timeout_ms: raw.header_timeout_ms,
+        body_timeout_ms: raw.body_timeout_ms,
+        idle_timeout_ms: raw.idle_timeout_ms,
+        allow_users: raw.allow_users,
+    };
+    transport::validate(raw_transport, file, &mut s.transport, &mut errs);
+    let (rl, ipa, tp, amb) = (
+        raw.rate_limits,
+        raw.ip_allowlist,
+        raw.trusted_proxies,
+        raw.audit_max_bytes,
+    );
+    match crate::auth::config::parse(rl, ipa, tp, amb, file) {
+        Ok(sec) => s.security = sec,
+        Err(d) => errs.extend(d),
+    }
+    if let Some(n) = raw.notify {
+        s.notify = notify::validate(n, file, &mut errs);
     }
     let raw_exec = exec::RawExec {
         tasks: raw.tasks,

@@ -144,6 +144,14 @@ pub const POOL_MAX_CONCURRENT: Range = r("pools.<name>.max_concurrent", 1, 1024,
 pub const POOL_MAX_QUEUED: Range = r("pools.<name>.max_queued", 0, 100_000, "runs");
 /// `pools.<name>.starts_per_minute`.
 pub const POOL_STARTS_PER_MINUTE: Range = r("pools.<name>.starts_per_minute", 1, 60_000, "starts");
+/// `max_connections`: connections open at once (API.md §9).
+pub const MAX_CONNECTIONS: Range = r("max_connections", 1, 65_536, "connections");
+/// `header_timeout_ms`: request line + headers after the first byte.
+pub const HEADER_TIMEOUT_MS: Range = r("header_timeout_ms", 100, 600_000, "ms");
+/// `body_timeout_ms`: a body may stall this long.
+pub const BODY_TIMEOUT_MS: Range = r("body_timeout_ms", 100, 600_000, "ms");
+/// `idle_timeout_ms`: an idle keep-alive connection is closed after this.
+pub const IDLE_TIMEOUT_MS: Range = r("idle_timeout_ms", 100, HOUR_MS, "ms");
 
 /// Every range above, in the order of the docs/api.md table.
 pub const RANGES: &[Range] = &[
@@ -164,6 +172,10 @@ pub const RANGES: &[Range] = &[
     POOL_MAX_CONCURRENT,
     POOL_MAX_QUEUED,
     POOL_STARTS_PER_MINUTE,
+    MAX_CONNECTIONS,
+    HEADER_TIMEOUT_MS,
+    BODY_TIMEOUT_MS,
+    IDLE_TIMEOUT_MS,
 ];
 
 impl Range {

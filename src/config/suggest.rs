@@ -79,6 +79,9 @@ fn candidates(path: &str, root: Root) -> &'static [&'static str] {
         (Root::Main, [s]) if s.ends_with(']') && strip_index(s) == "tasks" => {
             fields_of::<super::exec::RawTask>()
         }
+        (Root::Main, [s]) if s.ends_with(']') && strip_index(s) == "notify" => {
+            fields_of::<super::notify::RawNotify>()
+        }
         (Root::Main, ["retention"]) => fields_of::<super::RawRetention>(),
         (Root::Main, ["pools", _]) => fields_of::<super::exec::RawPool>(),
         (Root::Main, ["agents", _]) => fields_of::<super::exec::RawAgent>(),

@@ -22,7 +22,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicUsize};
+use std::sync::atomic::AtomicU16;
 use std::time::{Duration, Instant};
 
 /// Options of [`run`].
@@ -247,6 +247,7 @@ pub fn ensure_token(path: &Path) -> Result<String, DaemonError> {
 /// Errors: see [`DaemonError`]; nothing is left listening on error.
 pub fn run(opts: RunOptions, shutdown: Shutdown) -> Result<(), DaemonError> {
     let started = Instant::now();
+    server::raise_fd_limit();
     let paths = &opts.paths;
     crate::fsutil::create_private_dir(&paths.config_dir)
         .map_err(io_err("create config dir", &paths.config_dir))?;
@@ -278,7 +279,13 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     let token = ensure_token(&paths.token_file())?;
     let port = opts.port.unwrap_or(cfg.settings.api_port);
 
-    let (bus, bus_thread) = Bus::start(cfg.settings.event_buffer);
+    let audit_path = paths.state_dir.join(crate::audit::FILE);
+    let audit =
+        crate::audit::AuditLog::open(&paths.state_dir, cfg.settings.security.audit_max_bytes)
+            .map_err(io_err("open audit log", &audit_path))?;
+    let (bus, bus_thread) = Bus::start(cfg.settings.event_buffer, cfg.settings.event_buffer_bytes);
+    let security =
+        crate::http::tokens::Security::start(&paths.config_dir, &token, audit, bus.clone());
     let settings_retention_approvals = cfg.settings.retention.approvals;
     let app_count = cfg.apps.len();
     let shutdown_grace = Duration::from_millis(cfg.exec.shutdown_timeout_ms);
@@ -293,7 +300,16 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         bus.clone(),
         settings_retention_approvals,
     );
+    let (agents, agents_thread) = crate::agents::Agents::start(
+        &paths.state_dir,
+        cfg.exec.clone(),
+        bus.clone(),
+        approvals.clone(),
+    );
+    let agents_for_reload = agents.clone();
+    let mcp_state = crate::mcp::McpState::new(cfg.exec.clone());
     let (exec_for_reload, approvals_for_reload) = (executor.clone(), approvals.clone());
+    let mcp_for_reload = mcp_state.clone();
     let (registry, actor_threads) = Registry::start(
         cfg,
         paths.config_dir.clone(),
@@ -302,12 +318,16 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         Box::new(move |c| {
             exec_for_reload.reconfigure(c.exec.clone(), c.settings.retention.clone());
             approvals_for_reload.set_retention(c.settings.retention.approvals);
+            agents_for_reload.reconfigure(c.exec.clone());
+            mcp_for_reload.set_exec(c.exec.clone());
         }),
     );
     let mut actor_threads = actor_threads;
     actor_threads.push(approvals_thread);
     actor_threads.push(executor_thread);
+    actor_threads.push(agents_thread);
     let stop_actors = |registry: &Registry, bus: &Bus| {
+        agents.shutdown();
         executor.stop();
         approvals.shutdown();
         registry.shutdown();
@@ -325,6 +345,16 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     if fell_back {
         log::warn!("port {port} is taken; listening on {bound} instead (see the port file)");
     }
+    let notify_state = crate::notify::NotifyState::default();
+    if let Err(e) = crate::notify::worker::start(crate::notify::worker::Deps {
+        bus: bus.clone(),
+        registry: registry.clone(),
+        approvals: approvals.clone(),
+        state: notify_state.clone(),
+        base_url: format!("http://127.0.0.1:{bound}"),
+    }) {
+        log::warn!("cannot start the notifier: {e}; notifications are off");
+    }
     let ctx = Arc::new(Ctx {
         registry: registry.clone(),
         bus: bus.clone(),
@@ -334,10 +364,14 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         pid: std::process::id(),
         config_dir: paths.config_dir.clone(),
         state_dir: paths.state_dir.clone(),
-        streams: Arc::new(AtomicUsize::new(0)),
+        streams: Default::default(),
         shutdown: shutdown.tx.clone(),
         approvals: approvals.clone(),
         executor: executor.clone(),
+        agents: agents.clone(),
+        security,
+        mcp: mcp_state,
+        notify: notify_state.clone(),
     });
     let (dead_tx, dead_rx) = unbounded::<String>();
     let mut http = match HttpServer::start(listener, ctx.clone(), dead_tx.clone()) {
@@ -428,6 +462,12 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
     http.stop();
     stop_actors(&registry, &bus);
     join_all(bus_thread, actor_threads);
+    // Streams write their last frames (daemon.stopping) and end once the bus
+    // stopped; give them a moment before the process exits under them.
+    let streams_end = Instant::now() + Duration::from_secs(2);
+    while ctx.streams.open() > 0 && Instant::now() < streams_end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     remove_port_file_if_ours(&port_file, bound);
     log::info!("stopped");
     Ok(())

@@ -68,6 +68,9 @@ pub(super) struct State {
     pub(super) running: HashMap<String, Running>,
     /// Delegations holding a slot while their `git status` snapshot is taken.
     pub(super) preparing: HashSet<String>,
+    /// Runs holding a slot whose `starting` record is being committed; spawned
+    /// by `Cmd::Spawn` once it is on disk.
+    pub(super) starting: HashSet<String>,
     pub(super) next_wake: Option<Instant>,
     pub(super) seq: u64,
     pub(super) accepting: bool,
@@ -98,6 +101,7 @@ impl State {
             sched: Scheduler::default(),
             running: HashMap::new(),
             preparing: HashSet::new(),
+            starting: HashSet::new(),
             next_wake: None,
             seq: 0,
             accepting: true,
@@ -252,12 +256,7 @@ impl State {
                 let r = self.retry(&id);
                 self.reply_after(reply, r);
             }
-            Cmd::StartTime { id, start_time } => {
-                if let Some(r) = self.records.get_mut(&id) {
-                    r.pid_start_time = start_time;
-                    self.persist(&id);
-                }
-            }
+            Cmd::Spawn(id) => self.spawn(&id),
             Cmd::Exited {
                 id,
                 code,
@@ -297,7 +296,6 @@ impl State {
             &self.output_path(&id),
             rec.exec.clone(),
             self.retention.output_bytes,
-            false,
         );
         self.outputs.insert(id.clone(), Arc::new(out));
         self.sched.enqueue(&rec.exec.pool, &id);
@@ -394,70 +392,115 @@ impl State {
         self.launch(id, status);
     }
 
-    /// Spawn the run in its own process group with its run thread (run.rs).
+    /// Step 1 of a start (exactly-once, API.md §7): the run becomes `starting`
+    /// and is spawned only once that record is on disk (`Cmd::Spawn`, sent by
+    /// the record writer after the commit; several starts share one commit).
     /// `git_before` is a delegation's snapshot taken before it starts.
     fn launch(&mut self, id: &str, git_before: Option<Vec<String>>) {
+        let Some(r) = self.records.get_mut(id) else {
+            self.sched.release(id);
+            return;
+        };
+        r.exec.status = ExecStatus::Starting;
+        r.git_before = git_before;
+        self.starting.insert(id.to_string());
+        self.changed(id, None);
+        let tx = self.self_tx.clone();
+        let wid = id.to_string();
+        self.persister.after(move || {
+            let _ = tx.send(Cmd::Spawn(wid));
+        });
+    }
+
+    /// A run could not be spawned: `failed`, with the reason in its log.
+    fn spawn_failed(&mut self, id: &str, msg: String) {
+        if let Some(out) = self.outputs.get(id) {
+            out.note(format!("[orchestratr: {msg}]\n").as_bytes());
+        }
+        if let Some(r) = self.records.get_mut(id) {
+            r.exec.status = ExecStatus::Failed;
+            r.exec.error = Some(msg);
+            r.exec.started_at = Some(now());
+            r.exec.finished_at = Some(now());
+            r.exec.duration_ms = Some(0);
+        }
+        self.sched.release(id);
+        self.changed(id, Some("execution.finished"));
+        self.schedule();
+        self.check_drain();
+    }
+
+    /// Step 2 of a start: the `starting` record is on disk. Spawn the run in
+    /// its own process group, stdout and stderr on `output.log` (`O_APPEND`),
+    /// with its run thread (run.rs). A run cancelled meanwhile is not spawned;
+    /// one caught by a drain goes back to the head of its queue (`pending`: it
+    /// was never spawned).
+    fn spawn(&mut self, id: &str) {
+        if !self.starting.remove(id) {
+            return;
+        }
         let (Some(rec), Some(out)) = (self.records.get(id).cloned(), self.outputs.get(id).cloned())
         else {
             self.sched.release(id);
             return;
         };
+        if self.drain.is_some() || !self.accepting {
+            self.sched.requeue_front(&rec.exec.pool, id);
+            if let Some(r) = self.records.get_mut(id) {
+                r.exec.status = ExecStatus::Pending;
+            }
+            self.changed(id, None);
+            self.check_drain();
+            return;
+        }
         let cwd = PathBuf::from(&rec.exec.cwd);
+        let log = crate::fsutil::create_private_dir(&record::exec_dir(&self.root, id))
+            .and_then(|_| out.begin_run())
+            .and_then(|f| Ok((f.try_clone()?, f)));
+        let (stdout, stderr) = match log {
+            Ok(pair) => pair,
+            Err(e) => {
+                let msg = format!("cannot open {}: {e}", out.path().display());
+                self.spawn_failed(id, msg);
+                return;
+            }
+        };
         let mut cmd = Command::new(&rec.exec.argv[0]);
         cmd.args(&rec.exec.argv[1..])
             .current_dir(&cwd)
             .process_group(0)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr));
         crate::proc::strip_env(&mut cmd)
             .envs(&rec.env)
-            .env("ORCHESTRATR_EXECUTION_ID", id);
+            .env(crate::proc::EXECUTION_ID_ENV, id);
         let spawned = cmd.spawn();
+        drop(cmd); // closes the daemon's copies of the child's descriptors
         let started = Instant::now();
         let child = match spawned {
             Ok(c) => c,
             Err(e) => {
+                out.end_run();
                 let msg = format!(
                     "cannot start '{}' in {}: {e}",
                     rec.exec.argv[0],
                     cwd.display()
                 );
-                let dir = record::exec_dir(&self.root, id);
-                if crate::fsutil::create_private_dir(&dir)
-                    .and_then(|_| out.open_for_append())
-                    .is_ok()
-                {
-                    out.append(format!("[orchestratr: {msg}]\n").as_bytes());
-                }
-                if let Some(r) = self.records.get_mut(id) {
-                    r.exec.status = ExecStatus::Failed;
-                    r.exec.error = Some(msg);
-                    r.exec.started_at = Some(now());
-                    r.exec.finished_at = Some(now());
-                    r.exec.duration_ms = Some(0);
-                }
-                self.sched.release(id);
-                self.changed(id, Some("execution.finished"));
+                self.spawn_failed(id, msg);
                 return;
             }
         };
         let pid = child.id();
+        let start_time = self.start_time_of(pid);
         let tx = self.self_tx.clone();
         let wid = id.to_string();
-        let dir = record::exec_dir(&self.root, id);
-        let git = git_before.clone().map(|b| (cwd.clone(), b));
+        let git = rec.git_before.clone().map(|b| (cwd.clone(), b));
         let spawned_thread = std::thread::Builder::new()
             .name("exec-run".into())
+            .stack_size(256 * 1024)
             .spawn(move || {
-                let sid = wid.clone();
-                let stx = tx.clone();
-                let r = run::supervise(child, out, dir, move |t| {
-                    let _ = stx.send(Cmd::StartTime {
-                        id: sid,
-                        start_time: t,
-                    });
-                });
+                let r = run::supervise(child, out);
                 let files = git.and_then(|(d, b)| {
                     delegation::git_status(&d).map(|a| delegation::files_modified(&b, &a))
                 });
@@ -492,7 +535,7 @@ impl State {
             r.exec.status = ExecStatus::Running;
             r.exec.pid = Some(pid);
             r.exec.started_at = Some(now());
-            r.git_before = git_before;
+            r.pid_start_time = start_time;
         }
         self.changed(id, Some("execution.started"));
     }
@@ -552,6 +595,7 @@ impl State {
     pub(super) fn check_drain(&mut self) {
         if self.running.is_empty()
             && self.preparing.is_empty()
+            && self.starting.is_empty()
             && let Some((_, reply, _)) = self.drain.take()
         {
             // Everything on disk before the daemon goes on to exit.

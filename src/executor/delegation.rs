@@ -152,9 +152,11 @@ mod tests {
                 pool: "default".into(),
                 env: Default::default(),
                 timeout_ms: None,
+                session: None,
             },
         );
-        let (bus, _bus_thread) = crate::events::Bus::start(100);
+        let (bus, _bus_thread) =
+            crate::events::Bus::start(100, crate::config::DEFAULT_EVENT_BUFFER_BYTES);
         let state = root.path().join("state");
         let (ex, h) = Executor::start(&state, cfg, Retention::default(), bus.clone());
         // Submitted and listed although git status cannot finish until

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 impl State {
     /// Cancel (API.md §7): a pending run leaves its queue (or its `git status`
-    /// snapshot) and is `cancelled` at once; a running one gets SIGTERM, then
+    /// snapshot) and is `cancelled` at once, as is a `starting` one (not yet
+    /// spawned); a running one gets SIGTERM, then
     /// SIGKILL after [`KILL_GRACE_MS`], and `reply` waits for its exit.
     pub(super) fn cancel(&mut self, id: &str, reply: Reply<Execution>) {
         let Some(rec) = self.records.get_mut(id) else {
@@ -36,6 +37,19 @@ impl State {
                     self.schedule();
                     self.check_drain();
                 }
+            }
+            ExecStatus::Starting => {
+                // Not spawned yet (its Cmd::Spawn finds it gone from `starting`).
+                self.starting.remove(id);
+                self.sched.release(id);
+                rec.exec.status = ExecStatus::Cancelled;
+                rec.exec.error = Some("cancelled while starting".into());
+                rec.exec.finished_at = Some(now());
+                self.changed(id, Some("execution.finished"));
+                let v = self.view(id).ok_or(ExecError::NotFound(id.to_string()));
+                self.reply_after(reply, v);
+                self.schedule();
+                self.check_drain();
             }
             ExecStatus::Running => {
                 if let Some(run) = self.running.get_mut(id) {

@@ -3,9 +3,10 @@
 //!
 //! One thread owns the queues and records (`actor.rs`); this file is its
 //! handle ([`Executor`]), the commands it serves and [`ExecError`]. Each run
-//! has its own process group and one run thread (`run.rs`) that polls stdout
-//! and stderr together into `output.log` (neither pipe can fill and block the
-//! child) and decides the exit by `wait`, never by end-of-pipe. Results come
+//! has its own process group, writes `output.log` itself (stdout and stderr
+//! opened on it with `O_APPEND`, output.rs), and has one run thread (`run.rs`)
+//! that decides the exit by `wait`. A run is `starting` on disk before it is
+//! spawned (exactly-once, recovery.rs). Results come
 //! back to the actor as commands, so all state changes happen on its thread;
 //! records are written by the shared record writer (`persist.rs` over
 //! `crate::records`), coalesced, off the actor's hot path.
@@ -80,6 +81,8 @@ pub enum ExecError {
     UnknownTask(String),
     /// No such agent type (400).
     UnknownAgent(String),
+    /// The agent type has no `delegate` argv, only `interactive` (400).
+    NoDelegate(String),
     /// `args` given but the task does not allow them (422).
     ArgsNotAllowed(String),
     /// `cwd` outside every workspace (403).
@@ -106,6 +109,11 @@ impl std::fmt::Display for ExecError {
         match self {
             ExecError::UnknownTask(t) => write!(f, "no task named '{t}'"),
             ExecError::UnknownAgent(a) => write!(f, "unknown agent_type '{a}'"),
+            ExecError::NoDelegate(a) => write!(
+                f,
+                "agent type '{a}' has no `delegate` command (interactive only): spawn a session \
+                 with POST /agents, or add `delegate:` to agents.{a} in config.yml"
+            ),
             ExecError::ArgsNotAllowed(t) => {
                 write!(f, "task '{t}' does not accept args (set allow_args: true)")
             }
@@ -151,10 +159,8 @@ enum Cmd {
     },
     Cancel(String, Reply<Execution>),
     Retry(String, Reply<Execution>),
-    StartTime {
-        id: String,
-        start_time: Option<u64>,
-    },
+    /// A run's `starting` record is on disk: spawn it now (actor.rs `spawn`).
+    Spawn(String),
     Exited {
         id: String,
         code: Option<i32>,

@@ -1,6 +1,18 @@
 //! An execution's combined output: `output.log` on disk (never whole in memory),
 //! its current length, and a condition variable that wakes live readers (SSE
 //! streams, `logs --follow`) on new bytes or state changes.
+//!
+//! The child writes `output.log` itself: its stdout and stderr are one file
+//! descriptor opened with `O_APPEND` (as pueue does), so no byte is copied
+//! through the daemon. The daemon follows the file by its size (`fstat` on its
+//! own descriptor of the same open file): a live reader re-checks it every
+//! [`FOLLOW_POLL`] while it waits, the run thread every [`CAP_CHECK`] to
+//! enforce the cap. Retention (`retention.output_bytes`, API.md §7): readers
+//! never see past the cap; a log found past it is truncated back to the cap
+//! (the child's next `O_APPEND` write lands at the new end, and is cut again on
+//! the next check); when the run ends the log is cut to the cap and the note
+//! appended. Disk use is therefore bounded by the cap plus what the child can
+//! write in one [`CAP_CHECK`]. The run is not killed for its output.
 
 use super::record::Execution;
 use std::fs::File;
@@ -8,13 +20,23 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How often a waiting live reader re-checks the size of a log a child writes
+/// (latency target: child line → SSE client p99 ≤ 10 ms).
+pub const FOLLOW_POLL: Duration = Duration::from_millis(2);
+/// How often the run thread checks a running child's log against the cap.
+pub const CAP_CHECK: Duration = Duration::from_millis(50);
 
 struct Inner {
+    /// The daemon's descriptor of the log (same open file as the child's).
     file: Option<File>,
+    /// Bytes readers may read (never past the cap, except for the cap's note).
     len: u64,
     cap: u64,
     capped: bool,
+    /// A child process writes the file.
+    live: bool,
     version: u64,
     finished: bool,
     snapshot: Arc<Execution>,
@@ -40,28 +62,58 @@ pub struct OutputView {
     pub snapshot: Arc<Execution>,
 }
 
-impl Output {
-    /// Output of `exec` at `path`. `writable`: open for appending (a run is about
-    /// to start); otherwise read-only with the current file length.
-    pub fn new(path: &Path, exec: Execution, cap: u64, writable: bool) -> Output {
-        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        let file = if writable {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .ok()
-        } else {
-            None
+impl Inner {
+    fn view(&self) -> OutputView {
+        OutputView {
+            len: self.len,
+            version: self.version,
+            finished: self.finished,
+            snapshot: self.snapshot.clone(),
+        }
+    }
+
+    /// Re-read the size of a live log; enforce the cap. Returns whether `len` grew.
+    fn refresh(&mut self, path: &Path) -> bool {
+        if !self.live {
+            return false;
+        }
+        let Some(f) = self.file.as_ref() else {
+            return false;
         };
+        let Ok(size) = f.metadata().map(|m| m.len()) else {
+            return false;
+        };
+        if size > self.cap {
+            if !self.capped {
+                log::info!("{}: output capped at {} bytes", path.display(), self.cap);
+            }
+            self.capped = true;
+            let _ = f.set_len(self.cap);
+        }
+        let len = size.min(self.cap);
+        if len > self.len {
+            self.len = len;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Output {
+    /// Output of `exec` at `path`, with the current file length. A run's child
+    /// writes it after [`Output::begin_run`].
+    pub fn new(path: &Path, exec: Execution, cap: u64) -> Output {
+        let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let finished = exec.status.is_final();
         Output {
             path: path.to_path_buf(),
             inner: Mutex::new(Inner {
-                file,
+                file: None,
                 len,
                 cap,
                 capped: false,
+                live: false,
                 version: 0,
                 finished,
                 snapshot: Arc::new(exec),
@@ -82,51 +134,83 @@ impl Output {
         &self.path
     }
 
-    /// (Re)open the log for appending, before a run starts.
-    pub fn open_for_append(&self) -> std::io::Result<()> {
+    /// Open (create) the log for appending, mode 0600, and return the
+    /// descriptor a run's child gets as stdout and stderr; the daemon keeps a
+    /// clone to follow the size. Errors: I/O opening the file.
+    pub fn begin_run(&self) -> std::io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&self.path)?;
+        let mine = f.try_clone()?;
         let mut g = self.lock();
-        g.len = f.metadata().map(|m| m.len()).unwrap_or(g.len);
-        g.file = Some(f);
+        g.len = mine.metadata().map(|m| m.len()).unwrap_or(g.len).min(g.cap);
+        g.file = Some(mine);
+        g.live = true;
         g.finished = false;
-        Ok(())
+        Ok(f)
     }
 
-    /// Append bytes from a pipe. Beyond the cap the bytes are dropped, and a note is
-    /// written once. Errors writing the file are logged and the bytes dropped.
-    pub fn append(&self, data: &[u8]) {
-        let mut g = self.lock();
-        let room = g.cap.saturating_sub(g.len) as usize;
-        let keep = data.len().min(room);
-        let mut wrote = 0u64;
-        if keep > 0
-            && let Some(f) = g.file.as_mut()
-        {
-            match f.write_all(&data[..keep]) {
-                Ok(()) => wrote += keep as u64,
-                Err(e) => log::warn!("cannot write {}: {e}", self.path.display()),
-            }
+    /// Check the size of a live log now (new bytes wake readers; the cap is
+    /// enforced). Called by the run thread every [`CAP_CHECK`].
+    pub fn refresh(&self) {
+        let grew = self.lock().refresh(&self.path);
+        if grew {
+            self.cond.notify_all();
         }
-        if keep < data.len() && !g.capped {
-            g.capped = true;
+    }
+
+    /// The run's process group is gone: take the final size, cut the log to the
+    /// cap and append the cap's note if it was reached. Bytes written later by
+    /// a process that escaped the group are not counted.
+    pub fn end_run(&self) {
+        let mut g = self.lock();
+        g.refresh(&self.path);
+        g.live = false;
+        let size = g
+            .file
+            .as_ref()
+            .and_then(|f| f.metadata().ok())
+            .map_or(g.len, |m| m.len());
+        if g.capped || size > g.cap {
             let note = format!(
                 "\n[orchestratr: output truncated at {} bytes (retention.output_bytes)]\n",
                 g.cap
             );
-            if let Some(f) = g.file.as_mut()
-                && f.write_all(note.as_bytes()).is_ok()
-            {
-                wrote += note.len() as u64;
+            let cap = g.cap;
+            if let Some(f) = g.file.as_mut() {
+                let _ = f.set_len(cap);
+                if f.write_all(note.as_bytes()).is_ok() {
+                    g.len = cap + note.len() as u64;
+                }
             }
-            log::info!("{}: output capped at {} bytes", self.path.display(), g.cap);
+            g.capped = true;
+        } else {
+            g.len = size;
         }
-        if wrote > 0 {
-            g.len += wrote;
-            drop(g);
-            self.cond.notify_all();
+        drop(g);
+        self.cond.notify_all();
+    }
+
+    /// Append a note of the daemon's (e.g. why a run could not start), creating
+    /// the log if needed. Errors writing are logged and the note dropped.
+    pub fn note(&self, data: &[u8]) {
+        let res = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| {
+                f.write_all(data)?;
+                f.metadata()
+            });
+        match res {
+            Ok(m) => {
+                self.lock().len = m.len();
+                self.cond.notify_all();
+            }
+            Err(e) => log::warn!("cannot write {}: {e}", self.path.display()),
         }
     }
 
@@ -136,16 +220,20 @@ impl Output {
         g.snapshot = Arc::new(exec);
         g.version += 1;
         if final_ {
+            g.refresh(&self.path);
             g.finished = true;
+            g.live = false;
             g.file = None;
         }
         drop(g);
         self.cond.notify_all();
     }
 
-    /// Current length of the log, bytes.
+    /// Current length of the log, bytes (a live log is checked now).
     pub fn len(&self) -> u64 {
-        self.lock().len
+        let mut g = self.lock();
+        g.refresh(&self.path);
+        g.len
     }
 
     /// Is the log empty?
@@ -153,33 +241,36 @@ impl Output {
         self.len() == 0
     }
 
-    /// The current view.
+    /// The current view (a live log is checked now).
     pub fn view(&self) -> OutputView {
-        let g = self.lock();
-        OutputView {
-            len: g.len,
-            version: g.version,
-            finished: g.finished,
-            snapshot: g.snapshot.clone(),
-        }
+        let mut g = self.lock();
+        g.refresh(&self.path);
+        g.view()
     }
 
     /// Wait until the log grows past `offset`, the version moves past `version`,
     /// the output is finished, or `timeout` passes. Returns the view then.
+    /// While a child writes the log, its size is re-checked every [`FOLLOW_POLL`].
     pub fn wait(&self, offset: u64, version: u64, timeout: Duration) -> OutputView {
-        let g = self.lock();
-        let res = self.cond.wait_timeout_while(g, timeout, |i| {
-            i.len <= offset && i.version == version && !i.finished
-        });
-        let g = match res {
-            Ok((g, _)) => g,
-            Err(p) => p.into_inner().0,
-        };
-        OutputView {
-            len: g.len,
-            version: g.version,
-            finished: g.finished,
-            snapshot: g.snapshot.clone(),
+        let deadline = Instant::now() + timeout;
+        let mut g = self.lock();
+        loop {
+            g.refresh(&self.path);
+            if g.len > offset || g.version != version || g.finished {
+                return g.view();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return g.view();
+            }
+            let mut step = deadline - now;
+            if g.live {
+                step = step.min(FOLLOW_POLL);
+            }
+            g = match self.cond.wait_timeout(g, step) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
         }
     }
 }
@@ -248,6 +339,38 @@ pub fn tail_lines(path: &Path, lines: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn exec() -> Execution {
+        serde_json::from_value(serde_json::json!({
+            "id": "exec-000000000001", "task": "t", "argv": ["x"], "cwd": "/",
+            "pool": "default", "status": "running", "queue_position": null,
+            "pid": null, "exit_code": null, "signal": null, "error": null,
+            "retry_of": null, "created_at": "", "started_at": null,
+            "finished_at": null, "duration_ms": null, "output_bytes": 0,
+            "timeout_ms": null, "agent": null
+        }))
+        .expect("execution")
+    }
+
+    #[test]
+    fn a_child_written_log_is_followed_and_capped() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("output.log");
+        let out = Arc::new(Output::new(&path, exec(), 10));
+        let mut child = out.begin_run().expect("open");
+        child.write_all(b"abc").expect("write");
+        // A waiting reader sees bytes it was not told about.
+        let v = out.wait(0, 0, Duration::from_secs(5));
+        assert_eq!(v.len, 3);
+        child.write_all(b"defghijklmnop").expect("write");
+        assert_eq!(out.len(), 10, "never past the cap");
+        assert!(std::fs::metadata(&path).expect("meta").len() <= 10);
+        child.write_all(b"qrs").expect("write"); // lands after the cut
+        out.end_run();
+        let log = std::fs::read(&path).expect("read");
+        assert!(log.starts_with(b"abcdefghij\n[orchestratr: output truncated at 10 bytes"));
+        assert_eq!(out.len(), log.len() as u64);
+    }
 
     #[test]
     fn boundary_never_splits_a_character() {

@@ -1,5 +1,6 @@
 //! Execution records (API.md §7 `Execution`) and their persistence:
-//! `<state>/executions/<id>/execution.json`, written atomically on every change.
+//! `<state>/executions/<id>/execution.json`, written atomically on every change
+//! (swapped in with `renameat2(RENAME_EXCHANGE)`, see [`save`]).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -11,6 +12,10 @@ use std::path::{Path, PathBuf};
 pub enum ExecStatus {
     /// Waiting in its pool's queue.
     Pending,
+    /// Holds a slot; its record is being committed to disk, and only then is its
+    /// process spawned (API.md §7, v3). A `starting` record found at start-up
+    /// may have been spawned: it becomes `lost`, never queued again.
+    Starting,
     /// Its process runs.
     Running,
     /// Exited 0.
@@ -26,9 +31,17 @@ pub enum ExecStatus {
 }
 
 impl ExecStatus {
+    /// Was the run possibly spawned (`starting` or `running`)? Such a run is
+    /// never queued again.
+    pub fn is_spawned(self) -> bool {
+        matches!(self, ExecStatus::Starting | ExecStatus::Running)
+    }
     /// Is this a final state?
     pub fn is_final(self) -> bool {
-        !matches!(self, ExecStatus::Pending | ExecStatus::Running)
+        !matches!(
+            self,
+            ExecStatus::Pending | ExecStatus::Starting | ExecStatus::Running
+        )
     }
     /// Parse the lowercase name (query `?status=`).
     pub fn parse(s: &str) -> Option<ExecStatus> {
@@ -38,6 +51,7 @@ impl ExecStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ExecStatus::Pending => "pending",
+            ExecStatus::Starting => "starting",
             ExecStatus::Running => "running",
             ExecStatus::Completed => "completed",
             ExecStatus::Failed => "failed",
@@ -121,15 +135,61 @@ pub fn exec_dir(root: &Path, id: &str) -> PathBuf {
 }
 
 /// Write `execution.json` atomically (mode 0600: it may hold task environment).
-/// Not fsynced: a daemon crash cannot tear it (rename), and one fsync per state
-/// change would dominate short runs.
+/// Not fsynced: a daemon crash cannot tear it, and one fsync per state change
+/// would dominate short runs.
+///
+/// The new content is written to `.execution.json.swap` (truncated and
+/// rewritten in place), then swapped with `execution.json` by
+/// `renameat2(RENAME_EXCHANGE)` (Linux ≥ 3.15): the target always holds a
+/// whole record, and the two inodes are reused for every later save instead of
+/// a new temp file per save and a freed inode per rename (inode allocation
+/// after many frees dominated short runs on ext4). The first save of a record,
+/// or a filesystem without the exchange, falls back to temp file + rename.
 ///
 /// Errors: I/O errors creating the dir or writing the file.
 pub fn save(root: &Path, rec: &ExecRecord) -> std::io::Result<()> {
     let dir = exec_dir(root, &rec.exec.id);
-    crate::fsutil::create_private_dir(&dir)?;
     let data = serde_json::to_vec_pretty(rec).map_err(std::io::Error::other)?;
-    crate::fsutil::write_atomic_nosync(&dir.join("execution.json"), &data, 0o600)
+    let target = dir.join("execution.json");
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let swap = dir.join(".execution.json.swap");
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&swap);
+        let mut f = match opened {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::fsutil::create_private_dir(&dir)?;
+                return crate::fsutil::write_atomic_nosync(&target, &data, 0o600);
+            }
+            Err(e) => return Err(e),
+        };
+        f.write_all(&data)?;
+        drop(f);
+        use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+        match renameat2(
+            AT_FDCWD,
+            &swap,
+            AT_FDCWD,
+            &target,
+            RenameFlags::RENAME_EXCHANGE,
+        ) {
+            Ok(()) => Ok(()),
+            // No record yet (first save), or no exchange on this filesystem.
+            Err(_) => std::fs::rename(&swap, &target),
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        crate::fsutil::create_private_dir(&dir)?;
+        crate::fsutil::write_atomic_nosync(&target, &data, 0o600)
+    }
 }
 
 /// Load every record under `root`; unreadable ones are skipped with a warning.
@@ -165,4 +225,41 @@ pub fn new_id(prefix: &str) -> String {
     }
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("{prefix}-{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_save_replaces_the_record_whole() {
+        let root = tempfile::tempdir().expect("tmp");
+        let mut rec: ExecRecord = serde_json::from_value(serde_json::json!({
+            "id": "exec-0000000000aa", "task": "t", "argv": ["x"], "cwd": "/",
+            "pool": "default", "status": "pending", "queue_position": null,
+            "pid": null, "exit_code": null, "signal": null, "error": null,
+            "retry_of": null, "created_at": "", "started_at": null,
+            "finished_at": null, "duration_ms": null, "output_bytes": 0,
+            "timeout_ms": null, "agent": null, "seq": 1
+        }))
+        .expect("record");
+        for (i, st) in [
+            ExecStatus::Pending,
+            ExecStatus::Starting,
+            ExecStatus::Running,
+            ExecStatus::Completed,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            rec.exec.status = st;
+            // Shrinking and growing content alike.
+            rec.exec.error = (i % 2 == 1).then(|| "x".repeat(500));
+            save(root.path(), &rec).expect("save");
+            let all = load_all(root.path());
+            assert_eq!(all.len(), 1);
+            assert_eq!(all[0].exec.status, st);
+            assert_eq!(all[0].exec.error, rec.exec.error);
+        }
+    }
 }

@@ -88,6 +88,9 @@ pub fn resolve(cfg: &ExecConfig, spec: &SubmitSpec) -> Result<ExecRecord, ExecEr
                 .agents
                 .get(agent)
                 .ok_or_else(|| ExecError::UnknownAgent(agent.clone()))?;
+            if a.delegate.is_empty() {
+                return Err(ExecError::NoDelegate(agent.clone()));
+            }
             let dir = match cwd {
                 Some(c) => resolve_cwd(c, &cfg.workspaces)?,
                 None => home(),

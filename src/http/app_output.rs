@@ -16,7 +16,7 @@
 //! stream polls the file's length every 200 ms.
 
 use super::router::RouteId;
-use super::sse::{self, RETRY_MS, SseWriter, StreamSlot};
+use super::sse::{SseWriter, StreamSlot};
 use super::{Call, Ctx};
 use super::{HResult, HttpError, Reply, Resp};
 use crate::executor::output::{read_at, utf8_boundary};
@@ -109,17 +109,12 @@ fn stream(
     let Ok(mut sw) = SseWriter::begin(w) else {
         return;
     };
-    sw.push(&format!("retry: {RETRY_MS}\n\n"));
     let mut offset = from;
     let mut quiet_since = Instant::now();
     loop {
         let len = file_len(&path);
         if len < offset {
-            sw.push(&sse::frame(
-                None,
-                "truncated",
-                &json!({"length": len}).to_string(),
-            ));
+            sw.push_event(None, "truncated", &json!({"length": len}).to_string());
             offset = 0;
         }
         while offset < len {
@@ -133,12 +128,12 @@ fn stream(
                 break; // an incomplete character at the end: wait for the rest
             }
             let next = offset + n as u64;
-            sw.push(&sse::frame(
-                Some(&next.to_string()),
+            sw.push_event(
+                Some(next),
                 "output",
                 &json!({"offset": offset, "text": String::from_utf8_lossy(&bytes[..n])})
                     .to_string(),
-            ));
+            );
             offset = next;
             quiet_since = Instant::now();
             if n < bytes.len() {
@@ -146,7 +141,7 @@ fn stream(
             }
         }
         if quiet_since.elapsed() >= heartbeat {
-            sw.push(": keep-alive\n\n");
+            sw.push_heartbeat();
             quiet_since = Instant::now();
         }
         if sw.flush().is_err() {

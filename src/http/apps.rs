@@ -65,6 +65,8 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
             let source = c.req_str("source")?;
             let mtype = c.opt_str("type")?.unwrap_or("message");
             let data = c.field("data").cloned().unwrap_or_else(|| json!({}));
+            crate::events::validate_user_event(mtype, source, &data)
+                .map_err(super::guards::user_event_error)?;
             let id = ctx
                 .bus
                 .publish(NewEvent {
@@ -112,6 +114,13 @@ pub fn registry_error(e: RegistryError) -> HttpError {
             )
             .with_details(json!(diags))
         }
+        RegistryError::ForeignPid { pid, uid } => HttpError::new(
+            403,
+            "forbidden",
+            format!(
+                "pid {pid} belongs to uid {uid}, not to the daemon's user: only your own processes can be reported"
+            ),
+        ),
         RegistryError::Closed => HttpError::unavailable("the daemon is shutting down"),
     }
 }

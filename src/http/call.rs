@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicUsize};
+use std::sync::atomic::AtomicU16;
 use std::time::Instant;
 
 /// What every handler can reach: actor handles and daemon facts.
@@ -31,14 +31,22 @@ pub struct Ctx {
     pub config_dir: PathBuf,
     /// `<state>` (app logs under `logs/`).
     pub state_dir: PathBuf,
-    /// Open SSE streams (capped by `sse_max_streams`).
-    pub streams: Arc<AtomicUsize>,
+    /// Open SSE streams (capped by `sse_max_streams`, and per uid: API.md §9).
+    pub streams: Arc<super::sse::StreamSlots>,
     /// Sends the graceful-shutdown request (`POST /shutdown`).
     pub shutdown: Sender<&'static str>,
     /// Approvals actor (API.md §8).
     pub approvals: crate::approvals::Approvals,
     /// Executor actor (API.md §7).
     pub executor: crate::executor::Executor,
+    /// Agent sessions (API.md §10).
+    pub agents: crate::agents::Agents,
+    /// Tokens, rate limits and the audit log (API.md §12).
+    pub security: Arc<super::tokens::Security>,
+    /// The tasks the MCP tools are built from (API.md §13).
+    pub mcp: crate::mcp::McpState,
+    /// Notification counters and one-time action URLs (API.md §13).
+    pub notify: crate::notify::NotifyState,
 }
 
 /// A JSON number as an unsigned integer: `5` and also `5.0` (JSON Schema and
@@ -68,6 +76,18 @@ pub struct Call {
     pub body: Option<Value>,
     /// The `Last-Event-ID` header, if any.
     pub last_event_id: Option<String>,
+    /// The peer's socket address (for the SSE hangup probe).
+    pub peer: Option<std::net::SocketAddr>,
+    /// The peer's uid when the platform can tell (per-uid stream caps);
+    /// `None` = unknown, counted as the daemon owner.
+    pub peer_uid: Option<u32>,
+    /// The browser origin to echo in `Access-Control-Allow-Origin` (API.md §9).
+    pub cors_origin: Option<String>,
+    /// The authenticated token's id (`admin` for the admin token file), if any.
+    pub token_id: Option<String>,
+    /// The authenticated token's scopes; `None` = every scope (the admin
+    /// token, `auth: none`, or an open route without a token).
+    pub scopes: Option<Vec<&'static str>>,
 }
 
 impl Call {

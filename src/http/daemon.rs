@@ -38,6 +38,9 @@ fn health(ctx: &Ctx) -> HResult {
             "port": ctx.port.load(Ordering::Relaxed),
             "apps": ctx.registry.count(),
             "config_dir": ctx.config_dir.display().to_string(),
+            "notify_dropped": ctx.notify.dropped(),
+            "notify_delivered": ctx.notify.delivered(),
+            "notify_failed": ctx.notify.failed(),
         }),
     )
 }

@@ -4,9 +4,10 @@
 
 use super::router::RouteId;
 use super::sse::{self, StreamSlot};
-use super::{Call, Ctx, HResult, HttpError, Reply, ok};
+use super::{Call, Ctx, HResult, HttpError, Reply, Resp, guards, ok};
 use crate::events::{EventFilter, NewEvent, valid_event_type};
 use serde_json::json;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Serve an events route. Other route ids answer `404`.
@@ -32,13 +33,9 @@ fn publish_event(ctx: &Ctx, c: &Call) -> HResult {
         )));
     }
     let source = c.req_str("source")?;
-    if source == crate::events::DAEMON_SOURCE {
-        return Err(HttpError::bad_request(
-            "source 'orchestratr' is reserved for the daemon's own events",
-        ));
-    }
     let target = c.opt_str("target")?.map(str::to_string);
     let data = c.field("data").cloned().unwrap_or_else(|| json!({}));
+    crate::events::validate_user_event(kind, source, &data).map_err(guards::user_event_error)?;
     let id = ctx
         .bus
         .publish(NewEvent {
@@ -67,7 +64,8 @@ fn list_events(ctx: &Ctx, c: &Call) -> HResult {
         .bus
         .query(since, filter_of(c), limit as usize)
         .map_err(|_| HttpError::unavailable("the daemon is shutting down"))?;
-    ok(200, json!({"events": r.events, "last_id": r.last_id}))
+    // Each event is already serialized (Event::json): no JSON tree is built.
+    Ok(Reply::Resp(Resp::json(200, &r)))
 }
 
 fn event_stream(ctx: &Ctx, c: &Call) -> HResult {
@@ -85,19 +83,23 @@ fn event_stream(ctx: &Ctx, c: &Call) -> HResult {
         })?),
         None => c.q_u64("last_event_id")?,
     };
-    let slot = StreamSlot::acquire(&ctx.streams, settings.sse_max_streams).ok_or_else(|| {
-        HttpError::unavailable(format!(
-            "too many open event streams (sse_max_streams = {})",
-            settings.sse_max_streams
-        ))
-        .with_header("Retry-After", "2")
-    })?;
+    let slot = StreamSlot::acquire_as(&ctx.streams, settings.sse_max_streams, c.peer_uid)
+        .ok_or_else(|| {
+            HttpError::unavailable(format!(
+                "too many open event streams (sse_max_streams = {})",
+                settings.sse_max_streams
+            ))
+            .with_header("Retry-After", "2")
+        })?;
+
     let sub = ctx
         .bus
         .subscribe(filter_of(c), after, settings.sse_queue_capacity)
         .map_err(|_| HttpError::unavailable("the daemon is shutting down"))?;
     let heartbeat = Duration::from_millis(settings.sse_heartbeat_ms);
+    let probe = sse::HangupProbe::find(ctx.port.load(Ordering::Relaxed), c.peer);
+    let cors = c.cors_origin.clone();
     Ok(Reply::Stream(Box::new(move |w| {
-        sse::serve_events(w, sub, heartbeat, slot)
+        sse::serve_events(w, sub, heartbeat, slot, probe, cors.as_deref())
     })))
 }

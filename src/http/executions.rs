@@ -17,7 +17,7 @@ pub fn exec_error(e: ExecError) -> HttpError {
     let msg = e.to_string();
     match e {
         ExecError::UnknownTask(_) | ExecError::NotFound(_) => HttpError::not_found(msg),
-        ExecError::UnknownAgent(_) => HttpError::bad_request(msg),
+        ExecError::UnknownAgent(_) | ExecError::NoDelegate(_) => HttpError::bad_request(msg),
         ExecError::ArgsNotAllowed(_) => HttpError::new(422, "unprocessable", msg),
         ExecError::Forbidden(_) => HttpError::new(403, "forbidden", msg),
         ExecError::QueueFull { retry_after_s, .. } => HttpError::new(429, "queue_full", msg)
@@ -90,7 +90,7 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
                 None => None,
                 Some(s) => Some(ExecStatus::parse(s).ok_or_else(|| {
                     HttpError::bad_request(format!(
-                        "unknown status '{s}': expected pending, running, completed, failed, timeout, cancelled or lost"
+                        "unknown status '{s}': expected pending, starting, running, completed, failed, timeout, cancelled or lost"
                     ))
                 })?),
             };
@@ -149,18 +149,20 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
                     .unwrap_or(0),
             };
             let settings = ctx.registry.settings();
-            let slot =
-                StreamSlot::acquire(&ctx.streams, settings.sse_max_streams).ok_or_else(|| {
-                    HttpError::unavailable(format!(
-                        "too many open streams (sse_max_streams = {})",
-                        settings.sse_max_streams
-                    ))
-                    .with_header("Retry-After", "2")
-                })?;
+            let slot = StreamSlot::acquire_as(&ctx.streams, settings.sse_max_streams, c.peer_uid)
+                .ok_or_else(|| {
+                HttpError::unavailable(format!(
+                    "too many open streams (sse_max_streams = {})",
+                    settings.sse_max_streams
+                ))
+                .with_header("Retry-After", "2")
+            })?;
             let hb = Duration::from_millis(settings.sse_heartbeat_ms);
             let out = h.output.clone();
+            let probe =
+                sse::HangupProbe::find(ctx.port.load(std::sync::atomic::Ordering::Relaxed), c.peer);
             Ok(Reply::Stream(Box::new(move |w| {
-                sse::serve_output(w, out, from, hb, slot)
+                sse::serve_output_probed(w, out, from, hb, slot, probe)
             })))
         }
         RouteId::CancelExecution => {

@@ -73,11 +73,36 @@ pub fn check_host(host: Option<&str>, settings: &Settings) -> Result<(), HttpErr
     }
 }
 
-/// Guard 3: an `Origin` header must be listed in `allowed_origins`.
+/// Guard 3 without a `Host` (see [`check_origin_for`]).
 pub fn check_origin(origin: Option<&str>, settings: &Settings) -> Result<(), HttpError> {
+    check_origin_for(origin, None, settings)
+}
+
+/// Is `origin` the daemon's own origin: `http://` + the `Host` header (which
+/// passed guard 2), compared without case (API.md §9)?
+pub fn is_same_origin(origin: &str, host: Option<&str>) -> bool {
+    let o = origin.trim().trim_end_matches('/');
+    host.map(str::trim)
+        .filter(|h| !h.is_empty())
+        .and_then(|h| {
+            o.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("http://"))
+                .map(|_| o[7..].eq_ignore_ascii_case(h))
+        })
+        .unwrap_or(false)
+}
+
+/// Guard 3 (API.md §3, §9): an `Origin` header must be the daemon's own origin
+/// (`http://` + `host`, the `Host` that passed guard 2) or be listed in
+/// `allowed_origins`. Errors: `403 forbidden_origin`.
+pub fn check_origin_for(
+    origin: Option<&str>,
+    host: Option<&str>,
+    settings: &Settings,
+) -> Result<(), HttpError> {
     let Some(o) = origin else { return Ok(()) };
     let o = o.trim().trim_end_matches('/');
-    if settings.allowed_origins.iter().any(|a| a == o) {
+    if settings.allowed_origins.iter().any(|a| a == o) || is_same_origin(o, host) {
         Ok(())
     } else {
         Err(HttpError::new(
@@ -87,6 +112,78 @@ pub fn check_origin(origin: Option<&str>, settings: &Settings) -> Result<(), Htt
                 "origin '{o}' is not allowed; add it to allowed_origins in config.yml to accept it"
             ),
         ))
+    }
+}
+
+/// The `allowed_origins` entry equal to the request's `Origin`, to echo in
+/// `Access-Control-Allow-Origin` (API.md §9); `None` for no or another origin.
+pub fn cors_origin(origin: Option<&str>, settings: &Settings) -> Option<String> {
+    let o = origin?.trim().trim_end_matches('/');
+    settings.allowed_origins.iter().find(|a| *a == o).cloned()
+}
+
+/// `Access-Control-Max-Age` of preflight answers, seconds.
+pub const PREFLIGHT_MAX_AGE_S: u32 = 600;
+
+/// The answer to a CORS preflight (API.md §9): `OPTIONS` with an `Origin` that
+/// passed guard 3 → `204` with `Access-Control-Allow-Methods`,
+/// `-Allow-Headers: Authorization, Content-Type, Last-Event-ID` and `-Max-Age`
+/// (`Access-Control-Allow-Origin` and `Vary` are added by [`with_cors`]).
+/// `None` for anything else (an `OPTIONS` without `Origin` is routed, so `405`).
+pub fn preflight(method: &str, origin: Option<&str>, _settings: &Settings) -> Option<super::Resp> {
+    if method != "OPTIONS" || origin.is_none() {
+        return None;
+    }
+    let mut r = super::Resp::text(204, Vec::new());
+    r.headers.extend([
+        (
+            "Access-Control-Allow-Methods".to_string(),
+            "GET, POST, OPTIONS".to_string(),
+        ),
+        (
+            "Access-Control-Allow-Headers".to_string(),
+            "Authorization, Content-Type, Last-Event-ID".to_string(),
+        ),
+        (
+            "Access-Control-Max-Age".to_string(),
+            PREFLIGHT_MAX_AGE_S.to_string(),
+        ),
+    ]);
+    Some(r)
+}
+
+/// Add `Access-Control-Allow-Origin: <origin>` and `Vary: Origin` to a complete
+/// answer or an error (API.md §9). Streams write their own headers
+/// ([`super::sse::SseWriter::begin_for`]).
+pub fn with_cors(r: super::HResult, origin: Option<&str>) -> super::HResult {
+    let Some(o) = origin else { return r };
+    let add = |h: &mut Vec<(String, String)>| {
+        h.push(("Access-Control-Allow-Origin".to_string(), o.to_string()));
+        h.push(("Vary".to_string(), "Origin".to_string()));
+    };
+    match r {
+        Ok(super::Reply::Resp(mut resp)) => {
+            add(&mut resp.headers);
+            Ok(super::Reply::Resp(resp))
+        }
+        Err(mut e) => {
+            add(&mut e.headers);
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+/// Map a refused client event (API.md §9 "bounded state") to `403 forbidden`
+/// (reserved type or source) or `413 payload_too_large` (data over 64 KiB).
+pub fn user_event_error(e: crate::events::UserEventError) -> HttpError {
+    match e {
+        crate::events::UserEventError::Reserved(_) => {
+            HttpError::new(403, "forbidden", e.to_string())
+        }
+        crate::events::UserEventError::TooLarge(_) => {
+            HttpError::new(413, "payload_too_large", e.to_string())
+        }
     }
 }
 
@@ -216,6 +313,40 @@ mod tests {
             ..Settings::default()
         };
         assert!(check_host(Some("tunnel.example:443"), &s2).is_ok());
+    }
+
+    #[test]
+    fn origins() {
+        let s = Settings {
+            allowed_origins: vec!["http://app.example".into()],
+            ..Settings::default()
+        };
+        assert!(check_origin_for(None, None, &s).is_ok());
+        assert!(check_origin_for(Some("http://app.example/"), None, &s).is_ok());
+        assert!(
+            check_origin_for(Some("http://localhost:9876"), Some("localhost:9876"), &s).is_ok()
+        );
+        assert!(
+            check_origin_for(Some("HTTP://LocalHost:9876"), Some("localhost:9876"), &s).is_ok()
+        );
+        assert!(
+            check_origin_for(Some("https://localhost:9876"), Some("localhost:9876"), &s).is_err()
+        );
+        assert!(
+            check_origin_for(Some("http://localhost:3000"), Some("localhost:9876"), &s).is_err()
+        );
+        assert!(check_origin_for(Some("http://evil.com"), None, &s).is_err());
+        assert!(check_origin_for(Some("http://"), Some(""), &s).is_err());
+        assert_eq!(
+            cors_origin(Some("http://app.example"), &s).as_deref(),
+            Some("http://app.example")
+        );
+        assert_eq!(cors_origin(Some("http://localhost:9876"), &s), None);
+        assert!(
+            preflight("OPTIONS", Some("http://app.example"), &s).is_some_and(|r| r.status == 204)
+        );
+        assert!(preflight("OPTIONS", None, &s).is_none());
+        assert!(preflight("GET", Some("http://app.example"), &s).is_none());
     }
 
     #[test]

@@ -6,19 +6,26 @@
 //! (`apps`, `events`, `executions`, `approvals`, `daemon`) → this file and
 //! `call` (shared request types). Feature files never import `routes` or `server`.
 
+pub mod agents;
 pub mod app_output;
 pub mod approvals;
 pub mod apps;
+pub mod audit;
 mod call;
 pub mod daemon;
 pub mod events;
 pub mod executions;
 pub mod guards;
+pub mod mcp;
+mod mcp_agents;
+pub mod notify;
 pub mod openapi;
 pub mod router;
 pub mod routes;
 pub mod server;
 pub mod sse;
+pub mod tokens;
+pub mod trigger;
 
 pub use call::{Call, Ctx, MAX_JSON_UINT, json_u64};
 

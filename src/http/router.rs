@@ -75,6 +75,46 @@ pub enum RouteId {
     AppOutput,
     /// `GET /apps/{name}/stream`
     AppStream,
+    /// `POST /trigger` (compatibility with the Go orchestratr, API.md §9)
+    Trigger,
+    /// `POST /agents/spawn` and its alias `POST /agents` (API.md §10)
+    SpawnAgent,
+    /// `GET /agents`
+    ListAgents,
+    /// `GET /agents/{id}`
+    GetAgent,
+    /// `DELETE /agents/{id}`
+    KillAgent,
+    /// `POST /agents/{id}/input`
+    AgentInput,
+    /// `GET /agents/{id}/output`
+    AgentOutput,
+    /// `GET /agents/{id}/screen`
+    AgentScreen,
+    /// `GET /agents/{id}/stream`
+    AgentStream,
+    /// `POST /agents/{id}/status`
+    AgentStatus,
+    /// `GET /agents/{id}/attach`
+    AttachAgent,
+    /// `GET /tokens` (API.md §12)
+    ListTokens,
+    /// `POST /tokens`
+    CreateToken,
+    /// `DELETE /tokens/{id}`
+    RevokeToken,
+    /// `POST /tokens/rotate`
+    RotateToken,
+    /// `GET /audit`
+    Audit,
+    /// `POST /mcp` (MCP Streamable HTTP transport, API.md §13)
+    Mcp,
+    /// `GET /tools`
+    ListTools,
+    /// `POST /tools/{name}`
+    CallTool,
+    /// `POST /notify/actions/{token}` (one-time ntfy action URL)
+    NotifyAction,
     /// `GET /openapi.json` (API.md §13)
     OpenApi,
 }
@@ -118,6 +158,27 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("GET", "/tasks/{}", RouteId::GetTicket, Auth::Token),
     ("GET", "/apps/{}/output", RouteId::AppOutput, Auth::Token),
     ("GET", "/apps/{}/stream", RouteId::AppStream, Auth::TokenOrQuery),
+    ("POST", "/trigger", RouteId::Trigger, Auth::Token),
+    ("POST", "/agents/spawn", RouteId::SpawnAgent, Auth::Token),
+    ("POST", "/agents", RouteId::SpawnAgent, Auth::Token),
+    ("GET", "/agents", RouteId::ListAgents, Auth::Token),
+    ("GET", "/agents/{}", RouteId::GetAgent, Auth::Token),
+    ("DELETE", "/agents/{}", RouteId::KillAgent, Auth::Token),
+    ("POST", "/agents/{}/input", RouteId::AgentInput, Auth::Token),
+    ("GET", "/agents/{}/output", RouteId::AgentOutput, Auth::Token),
+    ("GET", "/agents/{}/screen", RouteId::AgentScreen, Auth::Token),
+    ("GET", "/agents/{}/stream", RouteId::AgentStream, Auth::TokenOrQuery),
+    ("POST", "/agents/{}/status", RouteId::AgentStatus, Auth::Token),
+    ("GET", "/agents/{}/attach", RouteId::AttachAgent, Auth::Token),
+    ("GET", "/tokens", RouteId::ListTokens, Auth::Token),
+    ("POST", "/tokens", RouteId::CreateToken, Auth::Token),
+    ("POST", "/tokens/rotate", RouteId::RotateToken, Auth::Token),
+    ("DELETE", "/tokens/{}", RouteId::RevokeToken, Auth::Token),
+    ("GET", "/audit", RouteId::Audit, Auth::Token),
+    ("POST", "/mcp", RouteId::Mcp, Auth::Token),
+    ("GET", "/tools", RouteId::ListTools, Auth::Token),
+    ("POST", "/tools/{}", RouteId::CallTool, Auth::Token),
+    ("POST", "/notify/actions/{}", RouteId::NotifyAction, Auth::Open),
     ("GET", "/openapi.json", RouteId::OpenApi, Auth::Open),
 ];
 

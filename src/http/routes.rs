@@ -1,11 +1,12 @@
 //! The dispatch pipeline (API.md §3-§4): guards 1-6 in order, then the router,
 //! then the handler of the matched route, which lives in the feature file
-//! (`apps.rs`, `events.rs`, `executions.rs`, `approvals.rs`, `daemon.rs`).
+//! (`apps.rs`, `events.rs`, `executions.rs`, `approvals.rs`, `daemon.rs`,
+//! `tokens.rs`, `audit.rs`).
 //! Nothing here answers a route itself; feature files never import this file.
 
 use super::guards::{self, header};
 use super::router::{self, RouteId, RouteMatch};
-use super::{HResult, HttpError, approvals, apps, daemon, events, executions};
+use super::{HResult, HttpError, Reply, approvals, apps, daemon, events, executions, mcp, notify};
 use std::collections::HashMap;
 
 pub use super::{Call, Ctx};
@@ -26,14 +27,30 @@ fn parse_query(url: &str) -> Result<HashMap<String, String>, HttpError> {
     Ok(out)
 }
 
-/// Run guards 1-6 (API.md §3) and the matched handler.
+/// Run guards 1-6 (API.md §3) and the matched handler. The gate audits and
+/// adds rate-limit headers (API.md §12); answers carry the CORS headers of
+/// API.md §9 for an origin in `allowed_origins`.
 pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
+    let cors = guards::cors_origin(header(req, "Origin"), &ctx.registry.settings());
+    let mut gate = super::tokens::Gate::new(req);
+    let result = dispatch_gated(ctx, req, &mut gate);
+    guards::with_cors(gate.finish(ctx, result), cors.as_deref())
+}
+
+fn dispatch_gated(
+    ctx: &Ctx,
+    req: &mut tiny_http::Request,
+    gate: &mut super::tokens::Gate,
+) -> HResult {
     let settings = ctx.registry.settings();
     guards::check_peer(req.remote_addr())?;
     guards::check_host(header(req, "Host"), &settings)?;
-    guards::check_origin(header(req, "Origin"), &settings)?;
+    guards::check_origin_for(header(req, "Origin"), header(req, "Host"), &settings)?;
     let url = req.url().to_string();
     let method = req.method().as_str().to_ascii_uppercase();
+    if let Some(r) = guards::preflight(&method, header(req, "Origin"), &settings) {
+        return Ok(Reply::Resp(r));
+    }
     // Test hook (debug builds only, and only with ORCHESTRATR_TEST_PANIC_ROUTE=1
     // set for the daemon): a route that panics, to prove a panicking handler
     // answers 500 and its worker lives on.
@@ -64,16 +81,13 @@ pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
         }
     };
     let query = parse_query(&url)?;
-    guards::check_token(
-        auth,
-        header(req, "Authorization"),
-        query.get("token").map(String::as_str),
-        &ctx.token,
-        &settings,
-    )?;
+    // API.md §9: where the peer's uid is unknown, the open routes need the token too.
+    let auth = super::server::token_needed(auth, matches!(id, RouteId::Health), req);
+    gate.check(ctx, req, id, auth, &params, &query, &settings)?;
     let body = guards::read_json_body(req)?;
     if let Some(b) = &body
         && !b.is_object()
+        && !(id == RouteId::Mcp && b.is_array())
     {
         return Err(HttpError::bad_request("request body must be a JSON object"));
     }
@@ -82,6 +96,14 @@ pub fn dispatch(ctx: &Ctx, req: &mut tiny_http::Request) -> HResult {
         query,
         body,
         last_event_id: header(req, "Last-Event-ID").map(str::to_string),
+        peer: req.remote_addr().copied(),
+        peer_uid: match super::server::peer_of(req) {
+            super::server::PeerUid::Uid(u) => Some(u),
+            super::server::PeerUid::Unknown => None,
+        },
+        cors_origin: guards::cors_origin(header(req, "Origin"), &settings),
+        token_id: gate.token_id(),
+        scopes: gate.scopes(),
     };
     route_call(ctx, id, &call)
 }
@@ -114,6 +136,24 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         | RouteId::Delegate
         | RouteId::GetTicket => executions::route,
         RouteId::AppOutput | RouteId::AppStream => super::app_output::route,
+        RouteId::Trigger => super::trigger::route,
+        RouteId::SpawnAgent
+        | RouteId::ListAgents
+        | RouteId::GetAgent
+        | RouteId::KillAgent
+        | RouteId::AgentInput
+        | RouteId::AgentOutput
+        | RouteId::AgentScreen
+        | RouteId::AgentStream
+        | RouteId::AgentStatus
+        | RouteId::AttachAgent => super::agents::route,
+        RouteId::ListTokens
+        | RouteId::CreateToken
+        | RouteId::RevokeToken
+        | RouteId::RotateToken => super::tokens::route,
+        RouteId::Audit => super::audit::route,
+        RouteId::Mcp | RouteId::ListTools | RouteId::CallTool => mcp::route,
+        RouteId::NotifyAction => notify::route,
         RouteId::OpenApi => super::openapi::route,
     };
     serve(ctx, id, c)

@@ -368,3 +368,32 @@ pub struct DecideApprovalBody {
 
 /// Keeps `AppState` reachable for `GET /apps/{name}/state`.
 pub type AppStateShape = AppState;
+
+/// The shape of an [`Event`] (API.md §5), which serializes its stored
+/// one-line JSON rather than deriving `Serialize`.
+#[derive(JsonSchema)]
+#[schemars(rename = "Event")]
+pub struct EventShape {
+    /// Strictly increasing for the daemon's lifetime.
+    pub id: u64,
+    /// Event type, e.g. `app.launched`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Who published it (`orchestratr` for the daemon).
+    pub source: String,
+    /// RFC 3339 UTC time, milliseconds.
+    pub time: String,
+    /// Delivered to this target, if any.
+    pub target: Option<String>,
+    /// Any JSON.
+    pub data: Value,
+}
+
+impl JsonSchema for Event {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Event".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        EventShape::json_schema(g)
+    }
+}

@@ -25,6 +25,7 @@ use crate::common::{
     Dirs, all_pids, build_request, connect, is_chunked, kill_and_reap, next_n, pid_alive,
     poll_exit, read_chunk, read_head, run_with_timeout, send_signal, terminate_child, wait_healthy,
 };
+#[allow(unused_imports)] // each test crate uses a different subset
 pub use crate::common::{Resp, group_pids, request, try_request, wait_until};
 
 /// Generous deadline for state changes on a loaded machine.
@@ -387,7 +388,10 @@ impl Daemon {
     /// Wait until the execution reaches a final state.
     pub fn wait_final(&self, id: &str) -> Value {
         self.wait_exec(id, "a final status", DEADLINE, |e| {
-            !matches!(e["status"].as_str(), Some("pending") | Some("running"))
+            !matches!(
+                e["status"].as_str(),
+                Some("pending") | Some("starting") | Some("running")
+            )
         })
     }
 

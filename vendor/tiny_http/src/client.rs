@@ -1,309 +1,560 @@
+//! orchestratr patch: one thread per connection reads requests with limits and
+//! deadlines, reads each whole body BEFORE the request is queued, and keeps
+//! one request in flight (the next is read only once the previous response is
+//! complete). Workers never read from a client; they write the response
+//! without blocking, and whatever the socket does not take at once is written
+//! here. Replaces upstream's `ClientConnection` iterator (no limits, no
+//! timeouts, unbounded pipelining).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use ascii::AsciiString;
 
-use std::io::Error as IoError;
-use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use crate::common::{HTTPVersion, Header, HeaderField, Method};
+use crate::connection::Connection;
+use crate::limits::{error_body, json_response, ConnData, ServerOptions};
+use crate::input::{read_body, BodyErr, Input, ReadErr};
+use crate::parse::{body_framing, parse_header, parse_request_line, Framing, LineError};
+use crate::util::MessagesQueue;
+use crate::{Message, Request};
 
-use std::net::SocketAddr;
-use std::str::FromStr;
+/// Counts an open connection against `max_connections` until dropped.
+pub(crate) struct SlotGuard(pub(crate) Arc<AtomicUsize>);
 
-use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
-use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
-
-/// A ClientConnection is an object that will store a socket to a client
-/// and return Request objects.
-pub struct ClientConnection {
-    // address of the client
-    remote_addr: IoResult<Option<SocketAddr>>,
-
-    // sequence of Readers to the stream, so that the data is not read in
-    //  the wrong order
-    source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
-
-    // sequence of Writers to the stream, to avoid writing response #2 before
-    //  response #1
-    sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
-
-    // Reader to read the next header from
-    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
-
-    // set to true if we know that the previous request is the last one
-    no_more_requests: bool,
-
-    // true if the connection goes through SSL
-    secure: bool,
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
-/// Error that can happen when reading a request.
-#[derive(Debug)]
-enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
-    ReadIoError(IoError),
+/// The socket of one connection, shared by its reader (the connection thread)
+/// and whoever answers. The connection's slot is freed when the last holder
+/// (connection thread, request, detached writer or upgraded halves) drops it.
+pub(crate) struct Shared {
+    pub(crate) conn: Connection,
+    _slot: Option<SlotGuard>,
 }
 
-impl ClientConnection {
-    /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
-    pub fn new(
-        write_socket: RefinedTcpStream,
-        mut read_socket: RefinedTcpStream,
-    ) -> ClientConnection {
-        let remote_addr = read_socket.peer_addr();
-        let secure = read_socket.secure();
-
-        let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
-        let first_header = source.next().unwrap();
-
-        ClientConnection {
-            source,
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
-            remote_addr,
-            next_header_source: first_header,
-            no_more_requests: false,
-            secure,
-        }
+impl Shared {
+    pub(crate) fn new(conn: Connection, slot: Option<SlotGuard>) -> Arc<Shared> {
+        Arc::new(Shared { conn, _slot: slot })
     }
+}
 
-    /// true if the connection is HTTPS
-    pub fn secure(&self) -> bool {
-        self.secure
-    }
+/// How the answer to a request ended.
+pub(crate) enum Completion {
+    /// Fully written. `close`: the connection must be closed.
+    Done { close: bool },
+    /// `bytes[from..]` could not be written without blocking: the connection
+    /// thread writes them.
+    Pending {
+        bytes: Vec<u8>,
+        from: usize,
+        close: bool,
+    },
+    /// The stream was handed over (`into_writer`, `upgrade`): the connection
+    /// thread stops without closing it.
+    Detached,
+}
 
-    /// Reads the next line from self.next_header_source.
-    ///
-    /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
-        let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
+/// The answering side of a queued request.
+pub(crate) struct Link {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) done: Sender<Completion>,
+}
 
-        loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
-            };
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
-            }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            buf.push(byte);
-        }
-    }
-
-    /// Reads a request from the stream.
-    /// Blocks until the header has been read.
-    fn read(&mut self) -> Result<Request, ReadError> {
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
-
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                    if line.is_empty() {
+impl Link {
+    /// Write `bytes` without blocking; hand the rest to the connection thread.
+    pub(crate) fn finish(self, bytes: Vec<u8>, close: bool) {
+        let conn = &self.shared.conn;
+        let mut from = 0;
+        let mut failed = false;
+        if conn.set_nonblocking(true).is_ok() {
+            while from < bytes.len() {
+                match (&*conn).write(&bytes[from..]) {
+                    Ok(0) => break,
+                    Ok(n) => from += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        failed = true;
                         break;
-                    };
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
+                    }
+                }
+            }
+            let _ = conn.set_nonblocking(false);
+        }
+        let msg = if failed {
+            Completion::Done { close: true }
+        } else if from == bytes.len() {
+            Completion::Done { close }
+        } else {
+            Completion::Pending { bytes, from, close }
+        };
+        let _ = self.done.send(msg);
+    }
+
+    /// The stream is handed over to the caller.
+    pub(crate) fn detach(self) -> Arc<Shared> {
+        let _ = self.done.send(Completion::Detached);
+        self.shared
+    }
+}
+
+/// What to do after a request.
+enum Next {
+    KeepAlive,
+    /// Close; `linger`: the peer may still be sending (drain before closing).
+    Close { linger: bool },
+    Detached,
+}
+
+/// Everything a connection thread needs.
+pub(crate) struct ConnCtx {
+    pub(crate) opts: Arc<ServerOptions>,
+    pub(crate) queue: Arc<MessagesQueue<Message>>,
+    pub(crate) id: u64,
+    /// Set when the server is dropped: requests are no longer queued.
+    pub(crate) closed: Arc<std::sync::atomic::AtomicBool>,
+    /// Body bytes held now, over all connections.
+    pub(crate) bodies: Arc<AtomicUsize>,
+}
+
+/// A share of `max_body_bytes_in_flight`, returned when dropped (with the
+/// request that holds the body).
+pub(crate) struct BodyLease {
+    bytes: usize,
+    pool: Arc<AtomicUsize>,
+}
+
+impl BodyLease {
+    /// Take `bytes` of the pool of `max`, waiting until `until`.
+    fn acquire(pool: &Arc<AtomicUsize>, bytes: usize, max: usize, until: Instant) -> Option<BodyLease> {
+        loop {
+            let cur = pool.load(Ordering::Acquire);
+            if cur + bytes <= max || (cur == 0 && bytes <= max) {
+                if pool
+                    .compare_exchange(cur, cur + bytes, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    return Some(BodyLease {
+                        bytes,
+                        pool: pool.clone(),
                     });
                 }
-
-                headers
-            };
-
-            (method, path, version, headers)
-        };
-
-        // building the writer for the request
-        let writer = self.sink.next().unwrap();
-
-        // follow-up for next potential request
-        let mut data_source = self.source.next().unwrap();
-        std::mem::swap(&mut self.next_header_source, &mut data_source);
-
-        // building the next reader
-        let request = crate::request::new_request(
-            self.secure,
-            method,
-            path,
-            version.clone(),
-            headers,
-            *self.remote_addr.as_ref().unwrap(),
-            data_source,
-            writer,
-        )
-        .map_err(|e| {
-            use crate::request;
-            match e {
-                request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
-                }
-            }
-        })?;
-
-        // return the request
-        Ok(request)
-    }
-}
-
-impl Iterator for ClientConnection {
-    type Item = Request;
-
-    /// Blocks until the next Request is available.
-    /// Returns None when no new Requests will come from the client.
-    fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
-        // the client sent a "connection: close" header in this previous request
-        //  or is using HTTP 1.0, meaning that no new request will come
-        if self.no_more_requests {
-            return None;
-        }
-
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
                 continue;
             }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
 
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
-
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
-
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
-
-            // returning the request
-            return Some(rq);
+    /// Give back what the body did not use.
+    fn shrink_to(&mut self, bytes: usize) {
+        if bytes < self.bytes {
+            self.pool.fetch_sub(self.bytes - bytes, Ordering::AcqRel);
+            self.bytes = bytes;
         }
     }
 }
 
-/// Parses a "HTTP/1.1" string.
-fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
+impl Drop for BodyLease {
+    fn drop(&mut self) {
+        self.pool.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// Serve one connection until it closes or is handed over.
+pub(crate) fn serve(conn: Connection, slot: SlotGuard, ctx: ConnCtx) {
+    let local = conn.local_addr();
+    let mut conn = conn;
+    let peer = conn.peer_addr().ok().flatten();
+    let shared = Shared::new(conn, Some(slot));
+    let mut input = Input {
+        shared: shared.clone(),
+        buf: Box::new([]),
+        start: 0,
+        end: 0,
+    };
+    let mut data: Option<Option<ConnData>> = None;
+    loop {
+        match serve_one(&mut input, &ctx, local, peer, &mut data) {
+            Next::KeepAlive => continue,
+            Next::Close { linger } => {
+                drop(input);
+                close(&shared, linger);
+                return;
+            }
+            Next::Detached => return,
+        }
+    }
+}
+
+/// Shut the connection down. With `linger`, first stop writing and drain what
+/// the peer still sends (at most 1 s and 4 MiB), so the last response is not
+/// destroyed by a reset.
+fn close(shared: &Arc<Shared>, linger: bool) {
+    let conn = &shared.conn;
+    if linger {
+        let _ = conn.shutdown(Shutdown::Write);
+        let end = Instant::now() + Duration::from_secs(1);
+        let mut scratch = [0u8; 8192];
+        let mut drained = 0usize;
+        while drained < 4 * 1024 * 1024 {
+            let now = Instant::now();
+            if now >= end || conn.set_read_timeout(Some(end - now)).is_err() {
+                break;
+            }
+            match (&*conn).read(&mut scratch) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    }
+    let _ = conn.shutdown(Shutdown::Both);
+}
+
+fn write_all(shared: &Shared, bytes: &[u8]) -> bool {
+    (&shared.conn).write_all(bytes).is_ok()
+}
+
+/// Answer an error from the connection thread and close.
+fn fail(input: &Input, status: u16, code: &str, message: &str) -> Next {
+    let bytes = json_response(status, &error_body(code, message), true);
+    write_all(&input.shared, &bytes);
+    Next::Close { linger: true }
+}
+
+
+fn serve_one(
+    input: &mut Input,
+    ctx: &ConnCtx,
+    local: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
+    data: &mut Option<Option<ConnData>>,
+) -> Next {
+    let opts = &ctx.opts;
+    // Idle: wait for the first byte of the next request.
+    if input.available() == 0 {
+        let idle_until = Instant::now() + opts.idle_timeout;
+        if input.fill(idle_until).is_err() {
+            return Next::Close { linger: false };
+        }
+    }
+    let head_until = Instant::now() + opts.header_timeout;
+    let head_deadline = move || head_until;
+
+    // Request line (a few empty lines before it are tolerated, RFC 9112 §2.2).
+    let mut line = Vec::new();
+    for _ in 0..4 {
+        line.clear();
+        match input.read_line(&mut line, opts.max_request_line, &head_deadline) {
+            Ok(()) => {}
+            Err(ReadErr::TooLong) => {
+                return fail(
+                    input,
+                    414,
+                    "bad_request",
+                    &format!(
+                        "request line is longer than {} bytes",
+                        opts.max_request_line
+                    ),
+                )
+            }
+            Err(ReadErr::Timeout) => {
+                return fail(
+                    input,
+                    408,
+                    "bad_request",
+                    "request headers were not complete in time",
+                )
+            }
+            Err(ReadErr::Closed) => return Next::Close { linger: false },
+        }
+        if !line.is_empty() {
+            break;
+        }
+    }
+
+    // Header block.
+    let mut raw_headers: Vec<Vec<u8>> = Vec::new();
+    let mut budget = opts.max_header_bytes;
+    loop {
+        let mut h = Vec::new();
+        match input.read_line(&mut h, budget, &head_deadline) {
+            Ok(()) => {}
+            Err(ReadErr::TooLong) => {
+                return fail(
+                    input,
+                    431,
+                    "bad_request",
+                    &format!(
+                        "request headers are larger than {} bytes",
+                        opts.max_header_bytes
+                    ),
+                )
+            }
+            Err(ReadErr::Timeout) => {
+                return fail(
+                    input,
+                    408,
+                    "bad_request",
+                    "request headers were not complete in time",
+                )
+            }
+            Err(ReadErr::Closed) => return Next::Close { linger: false },
+        }
+        budget = budget.saturating_sub(h.len() + 2);
+        if h.is_empty() {
+            break;
+        }
+        if raw_headers.len() >= opts.max_header_fields {
+            return fail(
+                input,
+                431,
+                "bad_request",
+                &format!(
+                    "more than {} request header fields",
+                    opts.max_header_fields
+                ),
+            );
+        }
+        raw_headers.push(h);
+    }
+
+    // Parse the request line.
+    let (method, target, version) = match parse_request_line(&line) {
+        Ok(x) => x,
+        Err(LineError::Malformed) => {
+            return fail(input, 400, "bad_request", "malformed request line")
+        }
+        Err(LineError::Version(v)) => {
+            return fail(
+                input,
+                505,
+                "bad_request",
+                &format!("http version {v} is not supported; use HTTP/1.1"),
+            )
+        }
+        Err(LineError::Target) => {
+            return fail(
+                input,
+                400,
+                "bad_request",
+                "request target is not valid UTF-8 after percent-decoding",
+            )
+        }
     };
 
-    Ok(HTTPVersion(major, minor))
-}
+    // Parse headers.
+    let mut headers = Vec::with_capacity(raw_headers.len());
+    for h in &raw_headers {
+        match parse_header(h) {
+            Some(h) => headers.push(h),
+            None => return fail(input, 400, "bad_request", "malformed request header"),
+        }
+    }
+    drop(raw_headers);
 
-/// Parses the request line of the request.
-/// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
-    let mut parts = line.split(' ');
+    let mut close_requested = false;
+    let mut keep_alive_token = false;
+    let mut upgrade_token = false;
+    for h in headers.iter().filter(|h| h.field.equiv("Connection")) {
+        for tok in h.value.as_str().split(',') {
+            let tok = tok.trim();
+            close_requested |= tok.eq_ignore_ascii_case("close");
+            keep_alive_token |= tok.eq_ignore_ascii_case("keep-alive");
+            upgrade_token |= tok.eq_ignore_ascii_case("upgrade");
+        }
+    }
+    let upgrade = upgrade_token && headers.iter().any(|h| h.field.equiv("Upgrade"));
+    let keep_alive = !close_requested
+        && !upgrade
+        && (version == HTTPVersion(1, 1) || keep_alive_token);
 
-    let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
+    // Body framing (RFC 9112 §6).
+    let framing = match body_framing(&headers) {
+        Ok(f) => f,
+        Err(msg) => return fail(input, 400, "bad_request", &msg),
+    };
+    let has_body = framing != Framing::None && framing != Framing::Length(0);
 
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
-}
+    // The per-connection value, once.
+    if data.is_none() {
+        *data = Some(match &opts.on_connect {
+            Some(f) => f(local, peer),
+            None => None,
+        });
+    }
+    let conn_data = data.clone().flatten();
 
-#[cfg(test)]
-mod test {
-    #[test]
-    fn test_parse_request_line() {
-        let (method, path, ver) = super::parse_request_line("GET /hello HTTP/1.1").unwrap();
+    let body_len = match framing {
+        Framing::Length(n) => Some(n),
+        _ => None,
+    };
+    let mut req = Request::from_head(
+        method,
+        target,
+        version.clone(),
+        headers,
+        peer,
+        body_len,
+        conn_data,
+        ctx.id,
+    );
 
-        assert!(method == crate::Method::Get);
-        assert!(path == "/hello");
-        assert!(ver == crate::common::HTTPVersion(1, 1));
+    if let Some(gate) = &opts.gate {
+        if let Some(reply) = gate(&req) {
+            req.mark_answered();
+            let close = has_body || !keep_alive || upgrade;
+            let bytes = json_response(reply.status, &reply.body, close);
+            if !write_all(&input.shared, &bytes) {
+                return Next::Close { linger: false };
+            }
+            return if close {
+                Next::Close { linger: true }
+            } else {
+                Next::KeepAlive
+            };
+        }
+    }
 
-        assert!(super::parse_request_line("GET /hello").is_err());
-        assert!(super::parse_request_line("qsd qsd qsd").is_err());
+    // Expect (RFC 9110 §10.1.1).
+    let expect = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Expect"))
+        .map(|h| h.value.as_str().to_owned());
+    if let Some(e) = &expect {
+        if !e.eq_ignore_ascii_case("100-continue") {
+            req.mark_answered();
+            return fail(input, 417, "bad_request", "unsupported Expect header");
+        }
+    }
+
+    let mut lease = None;
+    let body = if upgrade {
+        // The rest of the stream belongs to whoever upgrades.
+        let rest = input.buf[input.start..input.end].to_vec();
+        input.start = input.end;
+        rest
+    } else {
+        match framing {
+            Framing::Length(n) if n > opts.max_body => {
+                req.mark_answered();
+                return fail(
+                    input,
+                    413,
+                    "payload_too_large",
+                    &format!("request body is larger than {} bytes", opts.max_body),
+                );
+            }
+            Framing::None | Framing::Length(0) => Vec::new(),
+            _ => {
+                let want = match framing {
+                    Framing::Length(n) => n,
+                    _ => opts.max_body,
+                };
+                let until = Instant::now() + opts.body_timeout;
+                match BodyLease::acquire(&ctx.bodies, want, opts.max_body_bytes_in_flight, until) {
+                    Some(l) => lease = Some(l),
+                    None => {
+                        req.mark_answered();
+                        return fail(
+                            input,
+                            503,
+                            "unavailable",
+                            "too many request bodies in flight; retry",
+                        );
+                    }
+                }
+                if expect.is_some() && version == HTTPVersion(1, 1) && input.available() == 0 {
+                    if !write_all(&input.shared, b"HTTP/1.1 100 Continue\r\n\r\n") {
+                        req.mark_answered();
+                        return Next::Close { linger: false };
+                    }
+                }
+                match read_body(input, &framing, opts) {
+                    Ok(b) => {
+                        if let Some(l) = lease.as_mut() {
+                            l.shrink_to(b.len());
+                        }
+                        b
+                    }
+                    Err(BodyErr::TooLarge) => {
+                        req.mark_answered();
+                        return fail(
+                            input,
+                            413,
+                            "payload_too_large",
+                            &format!("request body is larger than {} bytes", opts.max_body),
+                        );
+                    }
+                    Err(BodyErr::Timeout) => {
+                        req.mark_answered();
+                        return fail(
+                            input,
+                            408,
+                            "bad_request",
+                            "request body stalled (too slow or incomplete)",
+                        );
+                    }
+                    Err(BodyErr::Malformed) => {
+                        req.mark_answered();
+                        return fail(input, 400, "bad_request", "malformed chunked body");
+                    }
+                    Err(BodyErr::Closed) => {
+                        req.mark_answered();
+                        return Next::Close { linger: false };
+                    }
+                }
+            }
+        }
+    };
+
+    // Queue it and wait for its answer: one request in flight per connection.
+    let (tx, rx): (Sender<Completion>, Receiver<Completion>) = channel();
+    req.attach(
+        body,
+        Link {
+            shared: input.shared.clone(),
+            done: tx,
+        },
+        !keep_alive,
+        lease,
+    );
+    if ctx.closed.load(Ordering::Acquire) {
+        // Nobody will take it: its Drop answers 503 through the link.
+        drop(req);
+    } else {
+        ctx.queue.push(Message::NewRequest(req));
+    }
+    match rx.recv() {
+        Ok(Completion::Done { close }) => {
+            if close || !keep_alive || upgrade {
+                Next::Close { linger: true }
+            } else {
+                Next::KeepAlive
+            }
+        }
+        Ok(Completion::Pending { bytes, from, close }) => {
+            if !write_all(&input.shared, &bytes[from..]) {
+                return Next::Close { linger: false };
+            }
+            if close || !keep_alive || upgrade {
+                Next::Close { linger: true }
+            } else {
+                Next::KeepAlive
+            }
+        }
+        Ok(Completion::Detached) => Next::Detached,
+        Err(_) => Next::Close { linger: false },
     }
 }

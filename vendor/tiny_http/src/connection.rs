@@ -77,7 +77,97 @@ impl std::io::Write for Connection {
         }
     }
 }
+/// orchestratr patch: a shared connection is read by its connection thread and
+/// written by whoever answers (worker, stream thread), through `&Connection`.
+impl std::io::Read for &Connection {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match *self {
+            Connection::Tcp(s) => (&*s).read(buf),
+            #[cfg(unix)]
+            Connection::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+impl std::io::Write for &Connection {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match *self {
+            Connection::Tcp(s) => (&*s).write(buf),
+            #[cfg(unix)]
+            Connection::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 impl Connection {
+    /// orchestratr patch: the local address (TCP only).
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Self::Tcp(s) => s.local_addr().ok(),
+            #[cfg(unix)]
+            Self::Unix(_) => None,
+        }
+    }
+
+    /// orchestratr patch: `SO_RCVTIMEO` of this connection.
+    pub(crate) fn set_read_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_read_timeout(t),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+
+    /// orchestratr patch: `SO_SNDTIMEO` of this connection.
+    pub(crate) fn set_write_timeout(&self, t: Option<std::time::Duration>) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_write_timeout(t),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_write_timeout(t),
+        }
+    }
+
+    /// orchestratr patch: wait (under the current read timeout) until a byte
+    /// can be read, without consuming it. `Ok(false)`: end of stream. Unix
+    /// sockets return `Ok(true)` at once (the caller then simply reads).
+    pub(crate) fn wait_readable(&self) -> std::io::Result<bool> {
+        match self {
+            Self::Tcp(s) => s.peek(&mut [0u8; 1]).map(|n| n > 0),
+            #[cfg(unix)]
+            Self::Unix(_) => Ok(true),
+        }
+    }
+
+    /// orchestratr patch: the socket's file descriptor.
+    #[cfg(unix)]
+    pub(crate) fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        use std::os::unix::io::AsRawFd;
+        match self {
+            Self::Tcp(s) => s.as_raw_fd(),
+            Self::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// orchestratr patch: `O_NONBLOCK` of this connection.
+    pub(crate) fn set_nonblocking(&self, on: bool) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_nonblocking(on),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+
+    /// orchestratr patch: a `TcpStream` handle on the same socket (`dup`), for
+    /// callers that need a std type (split upgrade). `None` for Unix sockets.
+    pub(crate) fn try_clone_tcp(&self) -> std::io::Result<Option<TcpStream>> {
+        match self {
+            Self::Tcp(s) => s.try_clone().map(Some),
+            #[cfg(unix)]
+            Self::Unix(_) => Ok(None),
+        }
+    }
     /// Gets the peer's address. Some for TCP, None for Unix sockets.
     pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
         match self {

@@ -92,8 +92,6 @@
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
 
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use zeroize::Zeroizing;
 
 use std::error::Error;
 use std::io::Error as IoError;
@@ -107,22 +105,24 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use client::ClientConnection;
 use connection::Connection;
 use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
 pub use connection::{ConfigListenAddr, ListenAddr, Listener};
-pub use request::{ReadWrite, Request};
+pub use limits::{ConnData, Gate, GateReply, OnConnect, ServerOptions};
+pub use request::{ReadWrite, Request, UpgradeReader, UpgradeWriter};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
 mod client;
 mod common;
 mod connection;
+mod input;
+mod limits;
+mod parse;
 mod request;
 mod response;
-mod ssl;
 mod test;
 mod util;
 
@@ -141,6 +141,9 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // orchestratr patch: connections open now
+    open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 enum Message {
@@ -202,22 +205,6 @@ impl Server {
         })
     }
 
-    /// Shortcut for an HTTPS server on a specific address.
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-    #[inline]
-    pub fn https<A>(
-        addr: A,
-        config: SslConfig,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
-    where
-        A: ToSocketAddrs,
-    {
-        Server::new(ServerConfig {
-            addr: ConfigListenAddr::from_socket_addrs(addr)?,
-            ssl: Some(config),
-        })
-    }
-
     #[cfg(unix)]
     #[inline]
     /// Shortcut for a UNIX socket server at a specific path
@@ -244,132 +231,44 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        if ssl_config.is_some() {
+            return Err("this vendored tiny_http has no SSL support (orchestratr patch)".into());
+        }
+        Self::from_listener_with(listener, ServerOptions::default())
+    }
+
+    /// orchestratr patch: like [`Server::from_listener`], with limits,
+    /// deadlines and hooks (see [`ServerOptions`]).
+    ///
+    /// Errors: the listener has no local address, or the accept thread cannot
+    /// be spawned.
+    pub fn from_listener_with<L: Into<Listener>>(
+        listener: L,
+        options: ServerOptions,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
-        // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
+        let local_addr = listener.local_addr()?;
+        log::debug!("Server listening on {}", local_addr);
 
-        // building the TcpListener
-        let (server, local_addr) = {
-            let local_addr = listener.local_addr()?;
-            log::debug!("Server listening on {}", local_addr);
-            (listener, local_addr)
-        };
-
-        // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
-        let ssl: Option<SslContext> = {
-            match ssl_config {
-                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                Some(config) => Some(SslContext::from_pem(
-                    config.certificate,
-                    Zeroizing::new(config.private_key),
-                )?),
-                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                Some(_) => return Err(
-                    "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
-                        .into(),
-                ),
-                None => None,
-            }
-        };
-
-        // creating a task where server.accept() is continuously called
-        // and ClientConnection objects are pushed in the messages queue
         let messages = MessagesQueue::with_capacity(8);
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let opts = Arc::new(options);
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+        let inside_open = open.clone();
+        thread::Builder::new()
+            .name("http-accept".into())
+            .spawn(move || {
+                accept_loop(listener, inside_close_trigger, inside_messages, inside_open, opts)
+            })?;
 
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            // orchestratr patch: never panic here (fd exhaustion)
-                            None => match RefinedTcpStream::try_new(sock) {
-                                Ok(pair) => pair,
-                                Err(e) => {
-                                    log::error!("cannot set up a new connection: {}", e);
-                                    thread::sleep(std::time::Duration::from_millis(50));
-                                    continue;
-                                }
-                            },
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
-                            }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
-
-                        Ok(ClientConnection::new(write_closable, read_closable))
-                    }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
-                                }
-                            }
-                        }));
-                    }
-
-                    // orchestratr patch: resource exhaustion and aborted handshakes are
-                    // transient; back off and keep accepting instead of ending the
-                    // accept thread (which left the server deaf).
-                    Err(e) if is_transient_accept_error(&e) => {
-                        log::error!("accept failed, retrying: {}", e);
-                        thread::sleep(std::time::Duration::from_millis(100));
-                        continue;
-                    }
-                    Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
-                    }
-                }
-            }
-            log::debug!("Terminating accept thread");
-        });
-
-        // result
         Ok(Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            open,
         })
     }
 
@@ -389,8 +288,8 @@ impl Server {
 
     /// Returns the number of clients currently connected to the server.
     pub fn num_connections(&self) -> usize {
-        unimplemented!()
-        //self.requests_receiver.lock().len()
+        // orchestratr patch: implemented (upstream: unimplemented!()).
+        self.open.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Blocks until an HTTP request has been submitted and returns it.
@@ -435,6 +334,113 @@ impl Iterator for IncomingRequests<'_> {
     }
 }
 
+/// orchestratr patch: the accept loop. Every connection gets a thread from the
+/// task pool (a spawn failure drops that connection, never the loop); beyond
+/// `max_connections` a connection is answered `503` at once and closed.
+fn accept_loop(
+    listener: Listener,
+    close: Arc<AtomicBool>,
+    messages: Arc<MessagesQueue<Message>>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    opts: Arc<ServerOptions>,
+) {
+    use std::sync::atomic::Ordering;
+    let tasks_pool = util::TaskPool::new(opts.connection_stack_size);
+    // Refused sockets linger a moment (write side shut) so the 503 is not
+    // destroyed by a reset when the client's request arrives after it.
+    let mut refused: std::collections::VecDeque<(std::time::Instant, Connection)> =
+        std::collections::VecDeque::new();
+    let mut next_id: u64 = 0;
+    let bodies = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    log::debug!("Running accept thread");
+    while !close.load(Relaxed) {
+        let accepted = listener.accept();
+        let now = std::time::Instant::now();
+        while refused.front().is_some_and(|(t, _)| *t <= now) || refused.len() > 64 {
+            if let Some((_, c)) = refused.pop_front() {
+                drain_nonblocking(&c);
+            }
+        }
+        match accepted {
+            Ok((sock, _)) => {
+                if close.load(Relaxed) {
+                    break;
+                }
+                if open.load(Ordering::Acquire) >= opts.max_connections {
+                    refuse(&sock, opts.max_connections);
+                    refused.push_back((now + Duration::from_millis(500), sock));
+                    continue;
+                }
+                open.fetch_add(1, Ordering::AcqRel);
+                let slot = client::SlotGuard(open.clone());
+                next_id += 1;
+                let ctx = client::ConnCtx {
+                    opts: opts.clone(),
+                    queue: messages.clone(),
+                    id: next_id,
+                    closed: close.clone(),
+                    bodies: bodies.clone(),
+                };
+                let mut job = Some((sock, slot, ctx));
+                let spawned = tasks_pool.spawn(Box::new(move || {
+                    if let Some((sock, slot, ctx)) = job.take() {
+                        client::serve(sock, slot, ctx);
+                    }
+                }));
+                if let Err(e) = spawned {
+                    // The job (and its socket) was dropped: that connection
+                    // is refused, the server goes on.
+                    log::error!("cannot spawn a connection thread, connection dropped: {}", e);
+                    thread::sleep(Duration::from_millis(20));
+                }
+            }
+            // orchestratr patch: resource exhaustion and aborted handshakes are
+            // transient; back off and keep accepting instead of ending the
+            // accept thread (which left the server deaf).
+            Err(e) if is_transient_accept_error(&e) => {
+                log::error!("accept failed, retrying: {}", e);
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            Err(e) => {
+                log::error!("Error accepting new client: {}", e);
+                messages.push(e.into());
+                break;
+            }
+        }
+    }
+    log::debug!("Terminating accept thread");
+}
+
+/// Answer `503 unavailable` without blocking and shut the write side.
+fn refuse(sock: &Connection, max: usize) {
+    use std::io::Write;
+    let _ = sock.set_nonblocking(true);
+    let body = limits::error_body(
+        "unavailable",
+        &format!("too many open connections (max_connections = {max})"),
+    );
+    let mut bytes = limits::json_response(503, &body, true);
+    bytes.splice(
+        bytes.len() - body.len() - 2..bytes.len() - body.len() - 2,
+        b"Retry-After: 1\r\n".iter().copied(),
+    );
+    let _ = (&*sock).write_all(&bytes);
+    let _ = sock.shutdown(Shutdown::Write);
+    drain_nonblocking(sock);
+}
+
+fn drain_nonblocking(sock: &Connection) {
+    use std::io::Read;
+    let mut scratch = [0u8; 4096];
+    for _ in 0..16 {
+        match (&*sock).read(&mut scratch) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+}
+
 /// orchestratr patch: accept errors after which the listener still works.
 fn is_transient_accept_error(e: &IoError) -> bool {
     matches!(
@@ -459,6 +465,11 @@ impl Drop for Server {
         };
         if let Ok(stream) = maybe_stream {
             let _ = stream.shutdown(Shutdown::Both);
+        }
+        // orchestratr patch: requests still queued are answered (503, see
+        // `Drop for Request`) instead of waiting for ever with their clients.
+        while let Some(m) = self.messages.try_pop() {
+            drop(m);
         }
 
         #[cfg(unix)]

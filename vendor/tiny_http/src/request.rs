@@ -1,3 +1,6 @@
+// orchestratr note: past ~600 lines because it keeps upstream's `Request`
+// API (accessors, upgrade, respond) next to the patched answer paths
+// (`Output`, split upgrade halves); see ORCHESTRATR-PATCH.md.
 use std::io::Error as IoError;
 use std::io::{self, Cursor, ErrorKind, Read, Write};
 
@@ -5,11 +8,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
-use crate::util::{EqualReader, FusedReader};
-use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
+use crate::client::{BodyLease, Completion, Link, Shared};
+use crate::limits::ConnData;
+use crate::{HTTPVersion, Header, Method, Response};
 
 /// Represents an HTTP request made by a client.
 ///
@@ -51,8 +54,8 @@ pub struct Request {
     // where to read the body from
     data_reader: Option<Box<dyn Read + Send + 'static>>,
 
-    // if this writer is empty, then the request has been answered
-    response_writer: Option<Box<dyn Write + Send + 'static>>,
+    // orchestratr patch: where the answer goes; `None` once answered
+    output: Option<Output>,
 
     remote_addr: Option<SocketAddr>,
 
@@ -69,35 +72,25 @@ pub struct Request {
 
     body_length: Option<usize>,
 
-    // true if a `100 Continue` response must be sent when `as_reader()` is called
-    must_send_continue: bool,
+    // orchestratr patch: the connection closes after this request
+    last_on_connection: bool,
 
-    // If Some, a message must be sent after responding
-    notify_when_responded: Option<Sender<()>>,
+    // orchestratr patch: per-connection value and id
+    conn_data: Option<ConnData>,
+    conn_id: u64,
+
+    // orchestratr patch: this body's share of max_body_bytes_in_flight
+    body_lease: Option<BodyLease>,
 }
 
-struct NotifyOnDrop<R> {
-    sender: Sender<()>,
-    inner: R,
-}
-
-impl<R: Read> Read for NotifyOnDrop<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-impl<R: Write> Write for NotifyOnDrop<R> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-impl<R> Drop for NotifyOnDrop<R> {
-    fn drop(&mut self) {
-        self.sender.send(()).unwrap();
-    }
+/// orchestratr patch: where a request's answer goes.
+enum Output {
+    /// A real connection (see `client.rs`).
+    Conn(Link),
+    /// `TestRequest`: any writer.
+    Test(Box<dyn Write + Send + 'static>),
+    /// Head only (gate or error answered by the connection thread).
+    Answered,
 }
 
 /// Error that can happen when building a `Request` object.
@@ -116,15 +109,8 @@ impl From<IoError> for RequestCreationError {
     }
 }
 
-/// Builds a new request.
-///
-/// After the request line and headers have been read from the socket, a new `Request` object
-/// is built.
-///
-/// You must pass a `Read` that will allow the `Request` object to read from the incoming data.
-/// It is the responsibility of the `Request` to read only the data of the request and not further.
-///
-/// The `Write` object will be used by the `Request` to write the response.
+/// Builds a request for `TestRequest`: the whole body is read from
+/// `source_data`, the answer goes to `writer`.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -140,95 +126,15 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
+    let content_length = headers
         .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
-
-    // true if the client sent a `Expect: 100-continue` header
-    let expects_continue = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Expect"))
-            .map(|h| h.value.as_str())
-        {
-            None => false,
-            Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
-            _ => return Err(RequestCreationError::ExpectationFailed),
-        }
-    };
-
-    // true if the client sent a `Connection: upgrade` header
-    let connection_upgrade = {
-        match headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Connection"))
-            .map(|h| h.value.as_str())
-        {
-            Some(v) if v.to_ascii_lowercase().contains("upgrade") => true,
-            _ => false,
-        }
-    };
-
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
-    let reader = if connection_upgrade {
-        // if we have a `Connection: upgrade`, always keeping the whole reader
-        Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
-        if content_length == 0 {
-            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else if content_length <= 1024 && !expects_continue {
-            // if the content-length is small enough, we just read everything into a buffer
-
-            let mut buffer = vec![0; content_length];
-            let mut offset = 0;
-
-            while offset != content_length {
-                let read = source_data.read(&mut buffer[offset..])?;
-                if read == 0 {
-                    // the socket returned EOF, but we were before the expected content-length
-                    // aborting
-                    let info = "Connection has been closed before we received enough data";
-                    let err = IoError::new(ErrorKind::ConnectionAborted, info);
-                    return Err(RequestCreationError::CreationIoError(err));
-                }
-
-                offset += read;
-            }
-
-            Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
-        } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
-        }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
-    } else {
-        // if we have neither a Content-Length nor a Transfer-Encoding,
-        // assuming that we have no data
-        // TODO: could also be multipart/byteranges
-        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-    };
-
+        .find(|h: &&Header| h.field.equiv("Content-Length"))
+        .and_then(|h| FromStr::from_str(h.value.as_str()).ok());
+    let mut body = Vec::new();
+    source_data.read_to_end(&mut body)?;
     Ok(Request {
-        data_reader: Some(reader),
-        response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
+        data_reader: Some(Box::new(Cursor::new(body))),
+        output: Some(Output::Test(Box::new(writer))),
         remote_addr,
         secure,
         method,
@@ -236,12 +142,64 @@ where
         http_version: version,
         headers,
         body_length: content_length,
-        must_send_continue: expects_continue,
-        notify_when_responded: None,
+        last_on_connection: false,
+        conn_data: None,
+        conn_id: 0,
+        body_lease: None,
     })
 }
 
 impl Request {
+    /// orchestratr patch: a request whose head has been read; the body is
+    /// attached with [`Request::attach`] once read.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_head(
+        method: Method,
+        path: String,
+        http_version: HTTPVersion,
+        headers: Vec<Header>,
+        remote_addr: Option<SocketAddr>,
+        body_length: Option<usize>,
+        conn_data: Option<ConnData>,
+        conn_id: u64,
+    ) -> Request {
+        Request {
+            data_reader: Some(Box::new(io::empty())),
+            output: Some(Output::Answered),
+            remote_addr,
+            secure: false,
+            method,
+            path,
+            http_version,
+            headers,
+            body_length,
+            last_on_connection: false,
+            conn_data,
+            conn_id,
+            body_lease: None,
+        }
+    }
+
+    /// orchestratr patch: the connection thread answered this head itself.
+    pub(crate) fn mark_answered(&mut self) {
+        self.output = None;
+    }
+
+    /// orchestratr patch: attach the body read by the connection thread and
+    /// the link the answer goes through.
+    pub(crate) fn attach(
+        &mut self,
+        body: Vec<u8>,
+        link: Link,
+        last: bool,
+        lease: Option<BodyLease>,
+    ) {
+        self.body_lease = lease;
+        self.data_reader = Some(Box::new(Cursor::new(body)));
+        self.output = Some(Output::Conn(link));
+        self.last_on_connection = last;
+    }
+
     /// Returns true if the request was made through HTTPS.
     #[inline]
     pub fn secure(&self) -> bool {
@@ -281,150 +239,154 @@ impl Request {
     }
 
     /// Returns the address of the client that sent this request.
-    ///
-    /// The address is always `Some` for TCP listeners, but always `None` for UNIX listeners
-    /// (as the remote address of a UNIX client is almost always unnamed).
-    ///
-    /// Note that this is gathered from the socket. If you receive the request from a proxy,
-    /// this function will return the address of the proxy and not the address of the actual
-    /// user.
     #[inline]
     pub fn remote_addr(&self) -> Option<&SocketAddr> {
         self.remote_addr.as_ref()
     }
 
+    /// orchestratr patch: the value [`crate::ServerOptions::on_connect`]
+    /// computed once for this request's connection.
+    #[inline]
+    pub fn connection_data(&self) -> Option<&ConnData> {
+        self.conn_data.as_ref()
+    }
+
+    /// orchestratr patch: a number unique to this request's connection within
+    /// the server (0 for test requests).
+    #[inline]
+    pub fn connection_id(&self) -> u64 {
+        self.conn_id
+    }
+
     /// Sends a response with a `Connection: upgrade` header, then turns the `Request` into a `Stream`.
     ///
-    /// The main purpose of this function is to support websockets.
-    /// If you detect that the request wants to use some kind of protocol upgrade, you can
-    ///  call this function to obtain full control of the socket stream.
-    ///
-    /// If you call this on a non-websocket request, tiny-http will wait until this `Stream` object
-    ///  is destroyed before continuing to read or write on the socket. Therefore you should always
-    ///  destroy it as soon as possible.
+    /// One combined stream: a thread blocked reading it cannot write. Use
+    /// [`Request::upgrade_split`] for full-duplex protocols (WebSocket).
     pub fn upgrade<R: Read>(
         mut self,
         protocol: &str,
         response: Response<R>,
     ) -> Box<dyn ReadWrite + Send> {
-        use crate::util::CustomStream;
-
-        response
-            .raw_print(
-                self.response_writer.as_mut().unwrap().by_ref(),
-                self.http_version.clone(),
-                &self.headers,
-                false,
-                Some(protocol),
-            )
-            .ok(); // TODO: unused result
-
-        self.response_writer.as_mut().unwrap().flush().ok(); // TODO: unused result
-
-        let stream = CustomStream::new(self.extract_reader_impl(), self.extract_writer_impl());
-        if let Some(sender) = self.notify_when_responded.take() {
-            let stream = NotifyOnDrop {
-                sender,
-                inner: stream,
-            };
-            Box::new(stream) as Box<dyn ReadWrite + Send>
-        } else {
-            Box::new(stream) as Box<dyn ReadWrite + Send>
+        let leftover = self.data_reader.take();
+        match self.output.take() {
+            Some(Output::Conn(link)) => {
+                let shared = link.detach();
+                let _ = write_upgrade(&shared, response, &self.http_version, &self.headers, protocol);
+                Box::new(CombinedStream {
+                    reader: UpgradeReader {
+                        leftover: leftover.unwrap_or_else(|| Box::new(io::empty())),
+                        shared: shared.clone(),
+                    },
+                    writer: UpgradeWriter { shared },
+                })
+            }
+            Some(Output::Test(mut w)) => {
+                let _ = response.raw_print(
+                    &mut w,
+                    self.http_version.clone(),
+                    &self.headers,
+                    false,
+                    Some(protocol),
+                );
+                Box::new(CombinedTest {
+                    reader: leftover.unwrap_or_else(|| Box::new(io::empty())),
+                    writer: w,
+                })
+            }
+            _ => Box::new(CombinedTest {
+                reader: Box::new(io::empty()),
+                writer: Box::new(io::sink()),
+            }),
         }
     }
 
-    /// Allows to read the body of the request.
+    /// orchestratr patch: like [`Request::upgrade`] (writes `response` with
+    /// `Connection: upgrade` + `Upgrade: protocol` and takes the connection
+    /// over), but returns SEPARATE read and write halves of the socket, so one
+    /// thread can block reading while another writes (DESIGN.md §5,
+    /// WebSocket). Bytes the client sent after the request head come first
+    /// from the reader. The socket closes when both halves are dropped (or
+    /// on [`UpgradeWriter::shutdown`]).
     ///
-    /// # Example
+    /// Errors: the request does not come from a connection (test requests),
+    /// or writing the response failed.
+    pub fn upgrade_split<R: Read>(
+        mut self,
+        protocol: &str,
+        response: Response<R>,
+    ) -> io::Result<(UpgradeReader, UpgradeWriter)> {
+        let leftover = self.data_reader.take();
+        match self.output.take() {
+            Some(Output::Conn(link)) => {
+                let shared = link.detach();
+                write_upgrade(&shared, response, &self.http_version, &self.headers, protocol)?;
+                Ok((
+                    UpgradeReader {
+                        leftover: leftover.unwrap_or_else(|| Box::new(io::empty())),
+                        shared: shared.clone(),
+                    },
+                    UpgradeWriter { shared },
+                ))
+            }
+            _ => Err(io::Error::new(
+                ErrorKind::Unsupported,
+                "upgrade_split needs a request from a connection",
+            )),
+        }
+    }
+
+    /// orchestratr patch: take the connection over WITHOUT writing anything:
+    /// separate read and write halves, as [`Request::upgrade_split`] returns
+    /// them. For streamed answers that must notice a client hang-up while
+    /// idle (read the reader half, or poll its fd: end of stream = gone).
     ///
-    /// ```no_run
-    /// # extern crate rustc_serialize;
-    /// # extern crate tiny_http;
-    /// # use rustc_serialize::json::Json;
-    /// # use std::io::Read;
-    /// # fn get_content_type(_: &tiny_http::Request) -> &'static str { "" }
-    /// # fn main() {
-    /// # let server = tiny_http::Server::http("0.0.0.0:0").unwrap();
-    /// let mut request = server.recv().unwrap();
-    ///
-    /// if get_content_type(&request) == "application/json" {
-    ///     let mut content = String::new();
-    ///     request.as_reader().read_to_string(&mut content).unwrap();
-    ///     let json: Json = content.parse().unwrap();
-    /// }
-    /// # }
-    /// ```
-    ///
-    /// If the client sent a `Expect: 100-continue` header with the request, calling this
-    ///  function will send back a `100 Continue` response.
+    /// Errors: the request does not come from a connection (test requests).
+    pub fn into_split(mut self) -> io::Result<(UpgradeReader, UpgradeWriter)> {
+        let leftover = self.data_reader.take();
+        match self.output.take() {
+            Some(Output::Conn(link)) => {
+                let shared = link.detach();
+                Ok((
+                    UpgradeReader {
+                        leftover: leftover.unwrap_or_else(|| Box::new(io::empty())),
+                        shared: shared.clone(),
+                    },
+                    UpgradeWriter { shared },
+                ))
+            }
+            _ => Err(io::Error::new(
+                ErrorKind::Unsupported,
+                "into_split needs a request from a connection",
+            )),
+        }
+    }
+
+    /// Allows to read the body of the request (already read in full by the
+    /// connection thread; `100 Continue` was sent there when asked for).
     #[inline]
     pub fn as_reader(&mut self) -> &mut dyn Read {
-        if self.must_send_continue {
-            let msg = Response::new_empty(StatusCode(100));
-            msg.raw_print(
-                self.response_writer.as_mut().unwrap().by_ref(),
-                self.http_version.clone(),
-                &self.headers,
-                true,
-                None,
-            )
-            .ok();
-            self.response_writer.as_mut().unwrap().flush().ok();
-            self.must_send_continue = false;
+        if self.data_reader.is_none() {
+            self.data_reader = Some(Box::new(io::empty()));
         }
-
-        self.data_reader.as_mut().unwrap()
+        match self.data_reader.as_mut() {
+            Some(r) => r,
+            None => unreachable!(),
+        }
     }
 
-    /// Turns the `Request` into a writer.
-    ///
-    /// The writer has a raw access to the stream to the user.
-    /// This function is useful for things like CGI.
-    ///
-    /// Note that the destruction of the `Writer` object may trigger
-    /// some events. For exemple if a client has sent multiple requests and the requests
-    /// have been processed in parallel, the destruction of a writer will trigger
-    /// the writing of the next response.
-    /// Therefore you should always destroy the `Writer` as soon as possible.
+    /// Turns the `Request` into a writer with raw access to the socket (for
+    /// streaming replies). orchestratr patch: the connection is handed over:
+    /// no further request is read from it, and it closes when the writer is
+    /// dropped.
     #[inline]
     pub fn into_writer(mut self) -> Box<dyn Write + Send + 'static> {
-        let writer = self.extract_writer_impl();
-        if let Some(sender) = self.notify_when_responded.take() {
-            let writer = NotifyOnDrop {
-                sender,
-                inner: writer,
-            };
-            Box::new(writer) as Box<dyn Write + Send + 'static>
-        } else {
-            writer
+        match self.output.take() {
+            Some(Output::Conn(link)) => Box::new(UpgradeWriter {
+                shared: link.detach(),
+            }),
+            Some(Output::Test(w)) => w,
+            _ => Box::new(io::sink()),
         }
-    }
-
-    /// Extract the response `Writer` object from the Request, dropping this `Writer` has the same side effects
-    /// as the object returned by `into_writer` above.
-    ///
-    /// This may only be called once on a single request.
-    fn extract_writer_impl(&mut self) -> Box<dyn Write + Send + 'static> {
-        use std::mem;
-
-        assert!(self.response_writer.is_some());
-
-        let mut writer = None;
-        mem::swap(&mut self.response_writer, &mut writer);
-        writer.unwrap()
-    }
-
-    /// Extract the body `Reader` object from the Request.
-    ///
-    /// This may only be called once on a single request.
-    fn extract_reader_impl(&mut self) -> Box<dyn Read + Send + 'static> {
-        use std::mem;
-
-        assert!(self.data_reader.is_some());
-
-        let mut reader = None;
-        mem::swap(&mut self.data_reader, &mut reader);
-        reader.unwrap()
     }
 
     /// Sends a response to this request.
@@ -433,30 +395,49 @@ impl Request {
     where
         R: Read,
     {
-        let res = self.respond_impl(response);
-        if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
-        }
-        res
+        self.respond_impl(response)
     }
 
     fn respond_impl<R>(&mut self, response: Response<R>) -> Result<(), IoError>
     where
         R: Read,
     {
-        let mut writer = self.extract_writer_impl();
-
         let do_not_send_body = self.method == Method::Head;
-
-        Self::ignore_client_closing_errors(response.raw_print(
-            writer.by_ref(),
-            self.http_version.clone(),
-            &self.headers,
-            do_not_send_body,
-            None,
-        ))?;
-
-        Self::ignore_client_closing_errors(writer.flush())
+        match self.output.take() {
+            Some(Output::Conn(link)) => {
+                // Serialize, then write without blocking; the connection
+                // thread writes what the socket does not take at once.
+                let mut bytes = Vec::with_capacity(256);
+                let printed = response.raw_print(
+                    &mut bytes,
+                    self.http_version.clone(),
+                    &self.headers,
+                    do_not_send_body,
+                    None,
+                );
+                match printed {
+                    Ok(()) => {
+                        link.finish(bytes, self.last_on_connection);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let _ = link.done.send(Completion::Done { close: true });
+                        Err(e)
+                    }
+                }
+            }
+            Some(Output::Test(mut writer)) => {
+                Self::ignore_client_closing_errors(response.raw_print(
+                    writer.by_ref(),
+                    self.http_version.clone(),
+                    &self.headers,
+                    do_not_send_body,
+                    None,
+                ))?;
+                Self::ignore_client_closing_errors(writer.flush())
+            }
+            _ => Ok(()),
+        }
     }
 
     fn ignore_client_closing_errors(result: io::Result<()>) -> io::Result<()> {
@@ -468,10 +449,130 @@ impl Request {
             _ => Err(err),
         })
     }
+}
 
-    pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
-        self.notify_when_responded = Some(sender);
-        self
+/// Write the `101`/upgrade response straight to the socket (blocking).
+fn write_upgrade<R: Read>(
+    shared: &Arc<Shared>,
+    response: Response<R>,
+    version: &HTTPVersion,
+    headers: &[Header],
+    protocol: &str,
+) -> io::Result<()> {
+    let mut bytes = Vec::with_capacity(256);
+    response.raw_print(&mut bytes, version.clone(), headers, false, Some(protocol))?;
+    (&shared.conn).write_all(&bytes)
+}
+
+/// orchestratr patch: the read half of an upgraded connection
+/// ([`Request::upgrade_split`]).
+pub struct UpgradeReader {
+    leftover: Box<dyn Read + Send + 'static>,
+    shared: Arc<Shared>,
+}
+
+impl UpgradeReader {
+    /// `SO_RCVTIMEO` for this socket (`None` = block). Note: it is the
+    /// socket's, shared with the writer's reads (it has none).
+    pub fn set_read_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+        self.shared.conn.set_read_timeout(t)
+    }
+
+    /// A `TcpStream` on the same socket (a `dup`), for libraries that need a
+    /// std type; `None` for Unix sockets.
+    pub fn try_clone_tcp(&self) -> io::Result<Option<std::net::TcpStream>> {
+        self.shared.conn.try_clone_tcp()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::unix::io::AsRawFd for UpgradeReader {
+    fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        self.shared.conn.as_raw_fd()
+    }
+}
+
+#[cfg(unix)]
+impl std::os::unix::io::AsRawFd for UpgradeWriter {
+    fn as_raw_fd(&self) -> std::os::unix::io::RawFd {
+        self.shared.conn.as_raw_fd()
+    }
+}
+
+impl Read for UpgradeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.leftover.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        (&self.shared.conn).read(buf)
+    }
+}
+
+/// orchestratr patch: the write half of an upgraded or handed-over
+/// connection ([`Request::upgrade_split`], [`Request::into_writer`]). Writes
+/// block at most the socket's `SO_SNDTIMEO`.
+pub struct UpgradeWriter {
+    shared: Arc<Shared>,
+}
+
+impl UpgradeWriter {
+    /// Shut the socket down both ways (wakes a thread blocked reading the
+    /// other half, which then sees end of stream).
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.shared.conn.shutdown(std::net::Shutdown::Both)
+    }
+
+    /// `SO_SNDTIMEO` for this socket (`None` = block).
+    pub fn set_write_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+        self.shared.conn.set_write_timeout(t)
+    }
+}
+
+impl Write for UpgradeWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&self.shared.conn).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct CombinedStream {
+    reader: UpgradeReader,
+    writer: UpgradeWriter,
+}
+
+impl Read for CombinedStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+impl Write for CombinedStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+struct CombinedTest {
+    reader: Box<dyn Read + Send>,
+    writer: Box<dyn Write + Send>,
+}
+
+impl Read for CombinedTest {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reader.read(buf)
+    }
+}
+impl Write for CombinedTest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
     }
 }
 
@@ -487,7 +588,7 @@ impl fmt::Debug for Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
-        if self.response_writer.is_some() {
+        if matches!(self.output, Some(Output::Conn(_)) | Some(Output::Test(_))) {
             // orchestratr patch: a request is only dropped unanswered when the
             // server stops with it still queued; tell the client so (API.md §2
             // error body) instead of an empty 500.
@@ -502,9 +603,6 @@ impl Drop for Request {
                 response.add_header(h);
             }
             let _ = self.respond_impl(response); // ignoring any potential error
-            if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
-            }
         }
     }
 }
