@@ -126,14 +126,26 @@ fn live_daemon_serves_the_document_and_405_matches_it() {
     // 405 via the router: a method a path does not document answers 405 with
     // an Allow header naming exactly the documented methods.
     let doc = openapi::document();
+    // Concrete path -> the documented methods of every template it matches
+    // (`/agents/spawn` is both `/agents/spawn` and `/agents/{id}`).
+    let matches = |template: &str, path: &str| {
+        let t: Vec<&str> = template.split('/').collect();
+        let p: Vec<&str> = path.split('/').collect();
+        t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b)
+    };
+    let paths = doc["paths"].as_object().expect("paths");
     let mut by_path: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (path, item) in doc["paths"].as_object().expect("paths") {
-        let methods = item
-            .as_object()
-            .expect("item")
-            .keys()
-            .map(|m| m.to_ascii_uppercase());
-        by_path.entry(concrete(path)).or_default().extend(methods);
+    for path in paths.keys() {
+        let c = concrete(path);
+        for (template, item) in paths {
+            if matches(template, &c) {
+                let methods = item.as_object().expect("item").keys();
+                by_path
+                    .entry(c.clone())
+                    .or_default()
+                    .extend(methods.map(|m| m.to_ascii_uppercase()));
+            }
+        }
     }
     for (path, methods) in &by_path {
         for m in ["GET", "POST", "PUT", "DELETE", "PATCH"] {

@@ -71,6 +71,9 @@ fn int_min0(_: &mut SchemaGenerator) -> Value {
 fn limit_1000(_: &mut SchemaGenerator) -> Value {
     json!({"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1000}, {"const": ""}]})
 }
+fn object(_: &mut SchemaGenerator) -> Value {
+    json!({"type": "object"})
+}
 fn string(_: &mut SchemaGenerator) -> Value {
     json!({"type": "string"})
 }
@@ -354,6 +357,161 @@ pub fn operation(id: RouteId) -> Option<Op> {
             ok: (200, Body::Json(schema::<Ticket>)),
             errors: &[404],
             ..op("getTicket", "a delegated task's ticket", "executions")
+        },
+        // ---- routes merged from the other v3 helpers. Bodies not typed yet
+        // are `object` (see docs/api.md "OpenAPI": what remains). ----
+        RouteId::Trigger => Op {
+            body: Some((object, true)),
+            ok: (200, Body::Json(object)),
+            errors: &[404, 422, 503],
+            ..op(
+                "trigger",
+                "launch an app by name or chord (Go orchestratr compatibility)",
+                "apps",
+            )
+        },
+        RouteId::SpawnAgent => Op {
+            body: Some((object, true)),
+            ok: (201, Body::Json(object)),
+            errors: &[409, 422, 503],
+            headers: &["Location"],
+            ..op("spawnAgent", "start an interactive agent in tmux", "agents")
+        },
+        RouteId::ListAgents => Op {
+            query: &[("status", string, "only agents with this status")],
+            ok: (200, Body::Json(object)),
+            errors: &[503],
+            ..op("listAgents", "agents", "agents")
+        },
+        RouteId::GetAgent => Op {
+            path_params: ident,
+            ok: (200, Body::Json(object)),
+            errors: &[404, 503],
+            ..op("getAgent", "one agent", "agents")
+        },
+        RouteId::KillAgent => Op {
+            path_params: ident,
+            ok: (200, Body::Json(object)),
+            errors: &[404, 409, 503],
+            ..op("killAgent", "stop an agent", "agents")
+        },
+        RouteId::AgentInput => Op {
+            path_params: ident,
+            body: Some((object, true)),
+            ok: (202, Body::Json(object)),
+            errors: &[404, 409, 503],
+            ..op("agentInput", "send text or keys to an agent", "agents")
+        },
+        RouteId::AgentOutput => Op {
+            path_params: ident,
+            query: &OUTPUT_RANGE,
+            ok: (200, Body::Text),
+            errors: &[404, 503],
+            headers: &["X-Output-Offset", "X-Output-Length"],
+            ..op("agentOutput", "bytes of the agent's pane log", "agents")
+        },
+        RouteId::AgentScreen => Op {
+            path_params: ident,
+            ok: (200, Body::Json(object)),
+            errors: &[404, 409, 503],
+            ..op("agentScreen", "the agent's visible screen", "agents")
+        },
+        RouteId::AgentStream => Op {
+            path_params: ident,
+            query: &[("offset", int_min0, "start at this byte offset")],
+            ok: (200, Body::Sse),
+            errors: &[404, 503],
+            last_event_id: true,
+            ..op("agentStream", "the agent's output, live (SSE)", "agents")
+        },
+        RouteId::AgentStatus => Op {
+            path_params: ident,
+            body: Some((object, true)),
+            ok: (200, Body::Json(object)),
+            errors: &[404, 409, 503],
+            ..op("agentStatus", "report an agent's status (hooks)", "agents")
+        },
+        RouteId::AttachAgent => Op {
+            path_params: ident,
+            ok: (200, Body::Json(object)),
+            errors: &[404, 409, 503],
+            ..op(
+                "attachAgent",
+                "the command that attaches a terminal to the agent",
+                "agents",
+            )
+        },
+        RouteId::ListTokens => Op {
+            ok: (200, Body::Json(object)),
+            errors: &[503],
+            ..op("listTokens", "tokens (never their secrets)", "tokens")
+        },
+        RouteId::CreateToken => Op {
+            body: Some((object, true)),
+            ok: (201, Body::Json(object)),
+            errors: &[409, 422, 503],
+            ..op(
+                "createToken",
+                "create a scoped token; the secret is shown once",
+                "tokens",
+            )
+        },
+        RouteId::RevokeToken => Op {
+            path_params: ident,
+            ok: (200, Body::Json(object)),
+            errors: &[404, 422, 503],
+            ..op("revokeToken", "revoke a token", "tokens")
+        },
+        RouteId::RotateToken => Op {
+            body: Some((object, false)),
+            ok: (200, Body::Json(object)),
+            errors: &[422, 503],
+            ..op(
+                "rotateToken",
+                "rotate the admin token, with a grace period",
+                "tokens",
+            )
+        },
+        RouteId::Audit => Op {
+            query: &[
+                ("since", string, "only entries at or after this time"),
+                ("limit", limit_1000, "at most this many"),
+            ],
+            ok: (200, Body::Json(object)),
+            errors: &[503],
+            ..op("audit", "audit log entries", "tokens")
+        },
+        RouteId::Mcp => Op {
+            body: Some((object, true)),
+            ok: (200, Body::Json(object)),
+            errors: &[404, 406, 503],
+            ..op("mcp", "MCP Streamable HTTP (JSON-RPC)", "mcp")
+        },
+        RouteId::ListTools => Op {
+            ok: (200, Body::Json(object)),
+            errors: &[503],
+            ..op("listTools", "the MCP tools as plain HTTP", "mcp")
+        },
+        RouteId::CallTool => Op {
+            path_params: name,
+            body: Some((object, false)),
+            ok: (200, Body::Json(object)),
+            errors: &[404, 409, 422, 503],
+            ..op(
+                "callTool",
+                "call a tool with its arguments as the body",
+                "mcp",
+            )
+        },
+        RouteId::NotifyAction => Op {
+            path_params: &["token"],
+            ok: (200, Body::Json(object)),
+            errors: &[404, 409, 410, 503],
+            ..op(
+                "notifyAction",
+                "a one-time approval action URL (ntfy buttons)",
+                "notify",
+            )
         },
         #[allow(unreachable_patterns)]
         _ => return None,
