@@ -189,6 +189,8 @@ fn operation_json(
     for s in statuses(op, auth) {
         let v = if s == op.ok.0 {
             success_response(op, resp)
+        } else if op.foreign_errors {
+            json!({"description": reason(s), "content": {"application/json": {"schema": {}}}})
         } else {
             json!({"$ref": format!("#/components/responses/{s}")})
         };

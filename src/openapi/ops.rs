@@ -61,6 +61,9 @@ pub struct Op {
     pub headers: &'static [&'static str],
     /// Accepts `Last-Event-ID` (SSE resume).
     pub last_event_id: bool,
+    /// Error answers are not the `ErrorBody` of API.md §2 (`POST /mcp`
+    /// answers JSON-RPC error objects): documented as any JSON.
+    pub foreign_errors: bool,
 }
 
 // An empty query value is no value (`Call::q`), so the integer schemas also
@@ -70,6 +73,9 @@ fn int_min0(_: &mut SchemaGenerator) -> Value {
 }
 fn limit_1000(_: &mut SchemaGenerator) -> Value {
     json!({"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1000}, {"const": ""}]})
+}
+fn any(_: &mut SchemaGenerator) -> Value {
+    json!({})
 }
 fn object(_: &mut SchemaGenerator) -> Value {
     json!({"type": "object"})
@@ -119,6 +125,7 @@ pub fn operation(id: RouteId) -> Option<Op> {
         errors: &[],
         headers: &[],
         last_event_id: false,
+        foreign_errors: false,
     };
     let name: &'static [&'static str] = &["name"];
     let ident: &'static [&'static str] = &["id"];
@@ -482,8 +489,9 @@ pub fn operation(id: RouteId) -> Option<Op> {
             ..op("audit", "audit log entries", "tokens")
         },
         RouteId::Mcp => Op {
-            body: Some((object, true)),
-            ok: (200, Body::Json(object)),
+            body: Some((any, false)),
+            ok: (200, Body::Json(any)),
+            foreign_errors: true,
             errors: &[404, 406, 503],
             ..op("mcp", "MCP Streamable HTTP (JSON-RPC)", "mcp")
         },
