@@ -74,6 +74,9 @@ fn int_min0(_: &mut SchemaGenerator) -> Value {
 fn limit_1000(_: &mut SchemaGenerator) -> Value {
     json!({"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1000}, {"const": ""}]})
 }
+fn agent_status(_: &mut SchemaGenerator) -> Value {
+    json!({"enum": ["", "starting", "running", "idle", "waiting", "exited", "error", "lost"]})
+}
 fn any(_: &mut SchemaGenerator) -> Value {
     json!({})
 }
@@ -385,7 +388,7 @@ pub fn operation(id: RouteId) -> Option<Op> {
             ..op("spawnAgent", "start an interactive agent in tmux", "agents")
         },
         RouteId::ListAgents => Op {
-            query: &[("status", string, "only agents with this status")],
+            query: &[("status", agent_status, "only agents with this status")],
             ok: (200, Body::Json(object)),
             errors: &[503],
             ..op("listAgents", "agents", "agents")
@@ -481,7 +484,7 @@ pub fn operation(id: RouteId) -> Option<Op> {
         },
         RouteId::Audit => Op {
             query: &[
-                ("since", string, "only entries at or after this time"),
+                ("since", int_min0, "only entries after this sequence number"),
                 ("limit", limit_1000, "at most this many"),
             ],
             ok: (200, Body::Json(object)),
