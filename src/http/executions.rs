@@ -36,7 +36,7 @@ fn accepted(e: &Execution) -> HResult {
 fn opt_timeout(c: &Call) -> Result<Option<u64>, HttpError> {
     match c.field("timeout_ms") {
         None => Ok(None),
-        Some(v) => match v.as_u64() {
+        Some(v) => match super::json_u64(v) {
             Some(t) if t > 0 => Ok(Some(t)),
             _ => Err(HttpError::bad_request(
                 "field 'timeout_ms' must be a positive integer",

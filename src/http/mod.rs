@@ -20,6 +20,7 @@ pub mod guards;
 pub mod mcp;
 mod mcp_agents;
 pub mod notify;
+pub mod openapi;
 pub mod router;
 pub mod routes;
 pub mod server;
@@ -27,7 +28,7 @@ pub mod sse;
 pub mod tokens;
 pub mod trigger;
 
-pub use call::{Call, Ctx};
+pub use call::{Call, Ctx, MAX_JSON_UINT, json_u64};
 
 use serde::Serialize;
 use serde_json::{Value, json};
