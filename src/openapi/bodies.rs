@@ -143,3 +143,12 @@ pub fn rotate_token(_: &mut SchemaGenerator) -> Value {
         }
     })
 }
+
+/// `POST /mcp`: a JSON-RPC 2.0 message or batch (MCP Streamable HTTP); the
+/// request guard admits an array only on this route (`http::routes`).
+pub fn mcp(_: &mut SchemaGenerator) -> Value {
+    json!({
+        "type": ["object", "array"],
+        "description": "a JSON-RPC 2.0 request or notification, or a batch of them"
+    })
+}
