@@ -507,7 +507,7 @@ pub fn operation(id: RouteId) -> Option<Op> {
             ..op("audit", "audit log entries", "tokens")
         },
         RouteId::Mcp => Op {
-            body: Some((bodies::mcp, false)),
+            body: Some((bodies::mcp, true)),
             ok: (200, Body::Json(any)),
             foreign_errors: true,
             errors: &[404, 406, 503],

@@ -328,9 +328,6 @@ pub struct DelegateBody {
     /// Timeout, ms.
     #[schemars(range(min = 1, max = 9007199254740992u64))]
     pub timeout_ms: Option<u64>,
-    /// Continue this interactive agent session (its `session_id`) instead
-    /// of starting a run.
-    pub session_id: Option<String>,
 }
 
 /// Body of `POST /approvals`.

@@ -300,6 +300,14 @@ fn schemathesis_findings_stay_fixed() {
         body,
     );
     assert_error(&r, 404, "not_found"); // parsed; the task is unknown
+    // The largest `since` is no overflow (it panicked the handler: a 500).
+    let r = d.get("/audit?since=18446744073709551615&limit=1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["entries"], serde_json::json!([]));
+    // `/agents/spawn` is the spawn route only, not `/agents/{id}`.
+    let r = d.request("GET", "/agents/spawn", &[("Authorization", &auth)], b"");
+    assert_error(&r, 405, "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("POST"));
 }
 
 mod json_uint {
