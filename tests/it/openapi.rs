@@ -301,7 +301,12 @@ fn schemathesis_findings_stay_fixed() {
     );
     assert_error(&r, 404, "not_found"); // parsed; the task is unknown
     // The largest `since` is no overflow (it panicked the handler: a 500).
-    let r = d.get("/audit?since=18446744073709551615&limit=1");
+    let r = d.request(
+        "GET",
+        "/audit?since=18446744073709551615&limit=1",
+        &[("Authorization", &auth)],
+        b"",
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["entries"], serde_json::json!([]));
     // `/agents/spawn` is the spawn route only, not `/agents/{id}`.
