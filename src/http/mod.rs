@@ -21,6 +21,7 @@ pub mod mcp;
 mod mcp_agents;
 pub mod notify;
 pub mod openapi;
+pub mod output_range;
 pub mod router;
 pub mod routes;
 pub mod server;
