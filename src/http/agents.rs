@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 /// Largest range served by `GET /agents/{id}/output`, bytes.
 pub const MAX_OUTPUT_RANGE: u64 = 16 * 1024 * 1024;
 /// How often an agent output stream looks for new bytes, milliseconds.
-pub const STREAM_POLL_MS: u64 = 25;
+pub const STREAM_POLL_MS: u64 = 10;
 
 /// Map an agents error to status and code (API.md §2, §10).
 pub fn agent_error(e: AgentError) -> HttpError {
