@@ -306,6 +306,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         bus.clone(),
         approvals.clone(),
     );
+    crate::executor::live::resume(&executor, &agents);
     let agents_for_reload = agents.clone();
     let mcp_state = crate::mcp::McpState::new(cfg.exec.clone());
     let (exec_for_reload, approvals_for_reload) = (executor.clone(), approvals.clone());

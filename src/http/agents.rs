@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// How often an agent output stream looks for new bytes, milliseconds.
-pub const STREAM_POLL_MS: u64 = 25;
+pub const STREAM_POLL_MS: u64 = 10;
 
 /// Map an agents error to status and code (API.md §2, §10).
 pub fn agent_error(e: AgentError) -> HttpError {
