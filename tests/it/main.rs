@@ -16,6 +16,7 @@ mod cli_ux;
 mod config_fuzz;
 mod config_reload;
 mod dashboard;
+mod delegate_live;
 mod events_prop;
 mod events_v3;
 mod exec_storm;

@@ -3,7 +3,7 @@
 //! real binary, a real private tmux server per test, and the scripted stand-in
 //! agent (tests/fixtures/standin_agent.py).
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{Value, json};
