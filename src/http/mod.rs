@@ -25,6 +25,7 @@ pub mod server;
 pub mod sse;
 pub mod tokens;
 pub mod trigger;
+pub mod ws;
 
 pub use call::{Call, Ctx};
 
