@@ -30,9 +30,11 @@ use tungstenite::{Error as WsError, Message};
 /// Client messages allowed per connection per minute (API.md §11).
 pub const MAX_MESSAGES_PER_MIN: usize = 600;
 /// Server messages queued per connection before backpressure applies.
-pub const QUEUE_CAPACITY: usize = 256;
+pub const QUEUE_CAPACITY: usize = 128;
 /// How long the queue may stay full before the connection is cut off as lagged.
 pub const QUEUE_FULL_GRACE: Duration = Duration::from_secs(2);
+/// The socket's kernel send buffer, bytes (`SO_SNDBUF`; Linux doubles it).
+pub const SEND_BUFFER: usize = 256 * 1024;
 /// Server ping interval (API.md §11).
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// Close after this long without a pong (API.md §11).
@@ -120,6 +122,11 @@ pub fn start<T: Send + Sync + 'static>(
     let (tx, rx) = bounded(QUEUE_CAPACITY);
     let _ = reader.set_read_timeout(Some(POLL));
     let _ = writer.set_write_timeout(Some(WRITE_TIMEOUT));
+    // Bound what the kernel buffers for a slow client, so backpressure
+    // reaches the queue (and LAGGED) after about a MiB, not many.
+    if let Ok(Some(tcp)) = reader.try_clone_tcp() {
+        let _ = nix::sys::socket::setsockopt(&tcp, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
+    }
     let (s2, slot2) = (shared.clone(), slot.clone());
     std::thread::Builder::new()
         .name("ws-write".into())
@@ -363,7 +370,7 @@ impl Reader {
                         self.events = Some(sub);
                         replay
                             .iter()
-                            .all(|e| self.push(json!({"type": "event", "event": event_json(&e)})))
+                            .all(|e| self.push(json!({"type": "event", "event": event_json(e)})))
                     }
                     Err(_) => self.push(protocol::error(
                         codes::BAD_REQUEST,
