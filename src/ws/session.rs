@@ -521,18 +521,19 @@ impl Reader {
             return true;
         };
         let (path, mut offset) = (t.path.clone(), t.offset);
-        let fin = self.deps.agents.is_final(id);
         let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         while offset < len {
             let want = ((len - offset) as usize).min(MAX_CHUNK);
             let Ok(bytes) = read_at(&path, offset, want) else {
                 break;
             };
-            let n = if fin {
-                bytes.len()
-            } else {
-                utf8_boundary(&bytes)
-            };
+            // The state lock behind is_final can be held by the status engine
+            // during a tmux call: ask only when a character is cut at the end
+            // (a finished session's log will not complete it).
+            let mut n = utf8_boundary(&bytes);
+            if n < bytes.len() && self.deps.agents.is_final(id) {
+                n = bytes.len();
+            }
             if n == 0 {
                 break;
             }
