@@ -23,6 +23,7 @@ pub fn required_scope(route: RouteId, _method: &str) -> Scope {
         // MCP and tools: reaching them needs `read`; each tool is listed and
         // callable only with its own scope (mcp::tools::tool_scope).
         Mcp | ListTools | CallTool => Scope::Read,
+        ListTasks | ListAgentTypes => Scope::Read,
         // Open: the one-time secret in the URL is the credential.
         NotifyAction => Scope::Read,
         LaunchApp | StopApp | SubmitExecution | CancelExecution | RetryExecution | Delegate

@@ -90,6 +90,7 @@ pub struct Cli {
 /// every visible subcommand appears here).
 macro_rules! commands_help {
     () => { concat!(
+    "Watch:\n  dashboard | top [--read-only]      everything live in a terminal UI\n\n",
     "Apps:\n  app list|show|launch|stop|logs     apps registered in config.yml and apps.d/\n",
     "  trigger CHORD                      launch the app bound to a hotkey chord\n\n",
     "Executions:\n  exec list|show|run|logs|cancel|retry|delegate\n",
@@ -185,6 +186,13 @@ pub enum Command {
     Man,
     /// Hook adapters for coding agents (`orchestratr hook claude-code`).
     Hook(approvals_cmds::HookArgs),
+    /// Watch everything live in a terminal UI (apps, runs, approvals, agents); `?` lists keys.
+    #[command(visible_alias = "top")]
+    Dashboard {
+        /// Hide and refuse every action (approve, cancel, input...).
+        #[arg(long)]
+        read_only: bool,
+    },
 
     // ---- shortcuts --------------------------------------------------------------
     /// Run a task (same as `exec run`).
@@ -325,6 +333,12 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Completions(a) => gen_cmds::completions(&a),
         Command::Man => gen_cmds::man(),
         Command::Hook(a) => Ok(approvals_cmds::hook(&env, &a)),
+        Command::Dashboard { read_only } => Ok(crate::dashboard::run(crate::dashboard::Opts {
+            paths: env.paths.clone(),
+            url: env.url.clone(),
+            token: env.token.clone(),
+            read_only,
+        })),
         Command::Run(a) => exec_cmds::run(&env, &a),
         Command::Logs(a) => exec_cmds::logs(&env, &a),
         Command::Start(a) => daemon_cmds::start(&env, &a),

@@ -12,6 +12,7 @@ pub mod approvals;
 pub mod apps;
 pub mod audit;
 mod call;
+pub mod catalog;
 pub mod daemon;
 pub mod events;
 pub mod executions;

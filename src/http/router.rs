@@ -117,6 +117,10 @@ pub enum RouteId {
     CallTool,
     /// `POST /notify/actions/{token}` (one-time ntfy action URL)
     NotifyAction,
+    /// `GET /tasks` (the registered tasks, API.md §13)
+    ListTasks,
+    /// `GET /agent-types` (API.md §13)
+    ListAgentTypes,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -180,6 +184,8 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("GET", "/tools", RouteId::ListTools, Auth::Token),
     ("POST", "/tools/{}", RouteId::CallTool, Auth::Token),
     ("POST", "/notify/actions/{}", RouteId::NotifyAction, Auth::Open),
+    ("GET", "/tasks", RouteId::ListTasks, Auth::Token),
+    ("GET", "/agent-types", RouteId::ListAgentTypes, Auth::Token),
 ];
 
 /// Result of matching a request line.
@@ -259,6 +265,24 @@ mod tests {
         assert!(matches!(
             route("GET", "/apps/"),
             RouteMatch::Found(RouteId::ListApps, ..)
+        ));
+    }
+
+    #[test]
+    fn task_list_and_ticket_are_different_routes() {
+        assert!(
+            matches!(route("GET", "/tasks"), RouteMatch::Found(RouteId::ListTasks, Auth::Token, p) if p.is_empty())
+        );
+        assert!(matches!(
+            route("GET", "/api/tasks/"),
+            RouteMatch::Found(RouteId::ListTasks, ..)
+        ));
+        assert!(
+            matches!(route("GET", "/tasks/exec-1"), RouteMatch::Found(RouteId::GetTicket, _, p) if p == vec!["exec-1"])
+        );
+        assert!(matches!(
+            route("GET", "/agent-types"),
+            RouteMatch::Found(RouteId::ListAgentTypes, ..)
         ));
     }
 

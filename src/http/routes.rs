@@ -6,7 +6,9 @@
 
 use super::guards::{self, header};
 use super::router::{self, RouteId, RouteMatch};
-use super::{HResult, HttpError, Reply, approvals, apps, daemon, events, executions, mcp, notify};
+use super::{
+    HResult, HttpError, Reply, approvals, apps, catalog, daemon, events, executions, mcp, notify,
+};
 use std::collections::HashMap;
 
 pub use super::{Call, Ctx};
@@ -148,6 +150,7 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         RouteId::Mcp | RouteId::ListTools | RouteId::CallTool => mcp::route,
         RouteId::NotifyAction => notify::route,
         RouteId::WsObserve => super::ws::route,
+        RouteId::ListTasks | RouteId::ListAgentTypes => catalog::route,
     };
     serve(ctx, id, c)
 }
