@@ -23,6 +23,7 @@ pub mod http;
 pub mod logging;
 pub mod mcp;
 pub mod notify;
+pub mod openapi;
 pub mod paths;
 pub mod proc;
 pub mod records;

@@ -18,8 +18,9 @@ use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
 /// Lifecycle status of an app (API.md §4 `AppState.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(rename = "AppStatus")]
 pub enum Status {
     /// Not running, or never launched.
     #[default]
@@ -31,7 +32,7 @@ pub enum Status {
 }
 
 /// Runtime state of one app (API.md §4 `AppState`). Unknown fields are `null`.
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Default, PartialEq, schemars::JsonSchema)]
 pub struct AppState {
     /// App name.
     pub name: String,
@@ -73,7 +74,8 @@ impl AppState {
 }
 
 /// An app as the API shows it: its spec plus its state (API.md §4 `App`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "App")]
 pub struct AppView {
     /// The registered spec (flattened).
     #[serde(flatten)]

@@ -55,8 +55,9 @@ pub const STANDARD_OPTIONS: [&str; 2] = ["approve", "deny"];
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
 /// Where an approval stands (API.md §8 `Approval.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(rename = "ApprovalStatus")]
 pub enum Status {
     /// Waiting for an answer.
     Pending,
@@ -109,7 +110,7 @@ impl Status {
 
 /// One approval (API.md §8 `Approval`); also the content of
 /// `<state>/approvals/<id>.json`. Unknown values are `null`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Approval {
     /// `appr-` + 12 lowercase hex chars (48 random bits).
     pub id: String,

@@ -13,7 +13,7 @@ use crate::http::router::RouteId;
 pub fn required_scope(route: RouteId, _method: &str) -> Scope {
     use RouteId::*;
     match route {
-        Health | ListApps | GetApp | AppState | AppLaunched | AppReady | AppStopped
+        Health | OpenApi | ListApps | GetApp | AppState | AppLaunched | AppReady | AppStopped
         | AppMessage | Reload | PublishEvent | ListEvents | EventStream => Scope::Read,
         ListApprovals | GetApproval | ListExecutions | GetExecution | ExecutionOutput
         | ExecutionStream | GetTicket | AppOutput | AppStream | ListAgents | GetAgent

@@ -135,7 +135,7 @@ impl Default for Settings {
 }
 
 /// One registered app (API.md §4 `App`, minus its runtime state).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct AppSpec {
     /// `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`.
     pub name: String,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Lifecycle of an execution (API.md §7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecStatus {
     /// Waiting in its pool's queue.
@@ -63,7 +63,7 @@ impl ExecStatus {
 }
 
 /// The public record (API.md §7 `Execution`), plus `timeout_ms` and `agent`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Execution {
     /// `exec-<12 hex>`.
     pub id: String,

@@ -64,7 +64,7 @@ fn create(ctx: &Ctx, c: &Call) -> HResult {
     let title = c.req_str("title")?.to_string();
     let timeout_ms = match c.field("timeout_ms") {
         None => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| {
+        Some(v) => Some(super::json_u64(v).ok_or_else(|| {
             HttpError::bad_request(format!(
                 "field 'timeout_ms' must be a positive integer (milliseconds), not {v}"
             ))

@@ -26,7 +26,7 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         RouteId::AppLaunched => {
             let pid = match c.field("pid") {
                 None => None,
-                Some(v) => match v.as_u64() {
+                Some(v) => match super::json_u64(v) {
                     Some(p) if p > 0 && p <= i32::MAX as u64 => Some(p as u32),
                     _ => {
                         return Err(HttpError::bad_request(

@@ -49,6 +49,23 @@ pub struct Ctx {
     pub notify: crate::notify::NotifyState,
 }
 
+/// A JSON number as an unsigned integer: `5` and also `5.0` (JSON Schema and
+/// RFC 8259 make no difference; Python's `json.dumps(5.0)` sends the latter).
+/// `None` for a negative, fractional or non-number value, or one above
+/// [`MAX_JSON_UINT`] (2^53, the largest integer every JSON parser keeps exact).
+pub fn json_u64(v: &Value) -> Option<u64> {
+    v.as_u64()
+        .or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= MAX_JSON_UINT as f64)
+                .map(|f| f as u64)
+        })
+        .filter(|n| *n <= MAX_JSON_UINT)
+}
+
+/// Largest integer accepted in a JSON body field (2^53).
+pub const MAX_JSON_UINT: u64 = 1 << 53;
+
 /// A parsed request, as handlers see it.
 pub struct Call {
     /// `{}` path segments, in order.

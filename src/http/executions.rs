@@ -1,16 +1,14 @@
 //! HTTP handlers of API.md §7: executions, their output (range and SSE), and
 //! delegation tickets (Orchestra `POST /delegate`, `GET /tasks/{ticket_id}`).
 
+use super::output_range::{output_range, resume_offset, stream_slot};
 use super::router::RouteId;
-use super::sse::{self, StreamSlot};
+use super::sse;
 use super::{Call, Ctx, HResult, HttpError, Reply, Resp};
 use crate::executor::record::{ExecStatus, Execution};
 use crate::executor::{ExecError, SubmitSpec, TICKET_MESSAGE_LINES, output};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
-
-/// Largest range served by `GET /executions/{id}/output`, bytes.
-pub const MAX_OUTPUT_RANGE: u64 = 16 * 1024 * 1024;
 
 /// Map an executor error to status and code (API.md §2, §7).
 pub fn exec_error(e: ExecError) -> HttpError {
@@ -36,7 +34,7 @@ fn accepted(e: &Execution) -> HResult {
 fn opt_timeout(c: &Call) -> Result<Option<u64>, HttpError> {
     match c.field("timeout_ms") {
         None => Ok(None),
-        Some(v) => match v.as_u64() {
+        Some(v) => match super::json_u64(v) {
             Some(t) if t > 0 => Ok(Some(t)),
             _ => Err(HttpError::bad_request(
                 "field 'timeout_ms' must be a positive integer",
@@ -111,52 +109,13 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         RouteId::GetExecution => Ok(Reply::Resp(Resp::json(200, &get(ctx, c.name())?.exec))),
         RouteId::ExecutionOutput => {
             let h = get(ctx, c.name())?;
-            let len = h.output.len();
-            let offset = c.q_u64("offset")?.unwrap_or(0);
-            let limit = c
-                .q_u64("limit")?
-                .unwrap_or(MAX_OUTPUT_RANGE)
-                .min(MAX_OUTPUT_RANGE);
-            let n = len.saturating_sub(offset).min(limit) as usize;
-            let body = if n == 0 {
-                Vec::new()
-            } else {
-                output::read_at(h.output.path(), offset, n)
-                    .map_err(|e| HttpError::internal(format!("cannot read output: {e}")))?
-            };
-            Ok(Reply::Resp(
-                Resp::text(200, body)
-                    .with_header("X-Output-Offset", offset.to_string())
-                    .with_header("X-Output-Length", len.to_string()),
-            ))
+            output_range(c, h.output.path(), h.output.len())
         }
         RouteId::ExecutionStream => {
             let h = get(ctx, c.name())?;
-            let from = match c
-                .last_event_id
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-            {
-                Some(v) => v.parse::<u64>().map_err(|_| {
-                    HttpError::bad_request(format!(
-                        "Last-Event-ID must be a byte offset, not '{v}'"
-                    ))
-                })?,
-                None => c
-                    .q_u64("last_event_id")?
-                    .or(c.q_u64("offset")?)
-                    .unwrap_or(0),
-            };
+            let from = resume_offset(c)?;
+            let slot = stream_slot(ctx, c)?;
             let settings = ctx.registry.settings();
-            let slot = StreamSlot::acquire_as(&ctx.streams, settings.sse_max_streams, c.peer_uid)
-                .ok_or_else(|| {
-                HttpError::unavailable(format!(
-                    "too many open streams (sse_max_streams = {})",
-                    settings.sse_max_streams
-                ))
-                .with_header("Retry-After", "2")
-            })?;
             let hb = Duration::from_millis(settings.sse_heartbeat_ms);
             let out = h.output.clone();
             let probe =

@@ -262,7 +262,7 @@ pub fn read_json_body(req: &mut Request) -> Result<Option<Value>, HttpError> {
     if buf.len() > MAX_BODY_BYTES {
         return Err(too_large());
     }
-    if buf.iter().all(u8::is_ascii_whitespace) {
+    if buf.is_empty() {
         return Ok(None);
     }
     if !is_json_content_type(header(req, "Content-Type")) {

@@ -20,6 +20,8 @@ pub mod guards;
 pub mod mcp;
 mod mcp_agents;
 pub mod notify;
+pub mod openapi;
+pub mod output_range;
 pub mod router;
 pub mod routes;
 pub mod server;
@@ -28,7 +30,7 @@ pub mod tokens;
 pub mod trigger;
 pub mod ws;
 
-pub use call::{Call, Ctx};
+pub use call::{Call, Ctx, MAX_JSON_UINT, json_u64};
 
 use serde::Serialize;
 use serde_json::{Value, json};

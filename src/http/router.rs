@@ -121,6 +121,8 @@ pub enum RouteId {
     ListTasks,
     /// `GET /agent-types` (API.md §13)
     ListAgentTypes,
+    /// `GET /openapi.json` (API.md §13)
+    OpenApi,
 }
 
 /// `(method, pattern, route, auth)`; `{}` matches one path segment.
@@ -186,7 +188,14 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("POST", "/notify/actions/{}", RouteId::NotifyAction, Auth::Open),
     ("GET", "/tasks", RouteId::ListTasks, Auth::Token),
     ("GET", "/agent-types", RouteId::ListAgentTypes, Auth::Token),
+    ("GET", "/openapi.json", RouteId::OpenApi, Auth::Open),
 ];
+
+/// The route table, `(method, pattern, route, auth)` with `{}` for one path
+/// segment: what the OpenAPI document (`http/openapi.rs`) is generated from.
+pub fn table() -> &'static [(&'static str, &'static str, RouteId, Auth)] {
+    ROUTES
+}
 
 /// Result of matching a request line.
 #[derive(Debug, PartialEq, Eq)]

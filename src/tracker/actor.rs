@@ -199,7 +199,16 @@ impl State {
     }
 
     fn adopt(&mut self, name: &str, pid: u32) -> Result<(), TrackerError> {
-        if pid == 0 || pid > i32::MAX as u32 || !pid_alive(pid) {
+        // Never pid 1 (killpg(1) is kill(-1)), the daemon itself, or a kernel
+        // thread (empty cmdline: signals cannot end it, so stop would wait forever).
+        let kernel_thread =
+            || std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.is_empty());
+        if pid <= 1
+            || pid == std::process::id()
+            || pid > i32::MAX as u32
+            || !pid_alive(pid)
+            || kernel_thread()
+        {
             return Err(TrackerError::NoSuchPid(pid));
         }
         if let Some(t) = self.tracked.get(name)

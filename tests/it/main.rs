@@ -25,6 +25,7 @@ mod hook_claude_code;
 mod lifecycle_cli;
 mod listener;
 mod mcp;
+mod openapi;
 mod packaging;
 mod parsers_prop;
 mod processes;
