@@ -28,6 +28,7 @@ pub mod server;
 pub mod sse;
 pub mod tokens;
 pub mod trigger;
+pub mod ws;
 
 pub use call::{Call, Ctx, MAX_JSON_UINT, json_u64};
 

@@ -37,3 +37,4 @@ mod tiny_http_upgrade;
 mod tokens;
 mod transport;
 mod transport_prop;
+mod ws;
