@@ -232,8 +232,7 @@ impl Registry {
                 },
             );
         }
-        let published = Published::default();
-        published.publish(&apps);
+        let published = Published::new(&apps);
         let actor = Actor {
             published: published.clone(),
             pending: Vec::new(),

@@ -102,10 +102,20 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 
 /// The published snapshot, shared between the actor (writer) and every
 /// [`super::Registry`] handle (readers). Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Published(Arc<RwLock<Arc<Snapshot>>>);
 
 impl Published {
+    /// A first snapshot of `apps` (built even when there are none, so the
+    /// empty registry's list body is `{"apps":[],"total":0}`).
+    pub fn new(apps: &BTreeMap<String, Entry>) -> Published {
+        let all = apps
+            .iter()
+            .map(|(n, e)| (n.clone(), Arc::new(AppBodies::new(&e.spec, &e.state))))
+            .collect();
+        Published(Arc::new(RwLock::new(Arc::new(Snapshot::build(all)))))
+    }
+
     /// The current snapshot (an `Arc` clone under a read lock).
     pub fn get(&self) -> Arc<Snapshot> {
         match self.0.read() {
