@@ -23,6 +23,7 @@ mod exec_storm;
 mod executions;
 mod guards;
 mod hook_claude_code;
+mod hot_reads;
 mod lifecycle_cli;
 mod listener;
 mod mcp;

@@ -2,7 +2,7 @@
 //! the per-app bodies agree, and an event a subscriber sees is already visible
 //! in `GET /apps/{name}/state` (events are published after the snapshot).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
