@@ -31,6 +31,7 @@ pub mod registry;
 pub mod time;
 pub mod tracker;
 pub mod watcher;
+pub mod ws;
 
 /// The daemon's version, reported by `GET /health` (`Cargo.toml` `version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -17,6 +17,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
+mod snapshot;
+use snapshot::Published;
+pub use snapshot::{AppBodies, Snapshot};
+
 /// Lifecycle status of an app (API.md §4 `AppState.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -172,9 +176,6 @@ type Reply<T> = Sender<Result<T, RegistryError>>;
 pub type ReloadHook = Box<dyn Fn(&Config) + Send>;
 
 enum Cmd {
-    List(Sender<Vec<AppView>>),
-    Get(String, Sender<Option<AppView>>),
-    Count(Sender<usize>),
     Launched(String, Option<u32>, Reply<AppState>),
     Ready(String, Reply<AppState>),
     Stopped(String, Reply<AppState>),
@@ -194,6 +195,7 @@ pub struct Registry {
     tx: Sender<Cmd>,
     tracker: Tracker,
     settings: Arc<RwLock<Arc<Settings>>>,
+    published: Published,
 }
 
 impl Registry {
@@ -232,7 +234,10 @@ impl Registry {
                 },
             );
         }
+        let published = Published::new(&apps);
         let actor = Actor {
+            published: published.clone(),
+            pending: Vec::new(),
             apps,
             fingerprint: config.fingerprint,
             invalid_fingerprint: None,
@@ -251,6 +256,7 @@ impl Registry {
                 tx,
                 tracker,
                 settings,
+                published,
             },
             vec![rh, th],
         )
@@ -268,19 +274,36 @@ impl Registry {
         }
     }
 
+    /// The published snapshot: every app with its pre-serialized bodies
+    /// (issue 7 part 7). Cheap: an `Arc` clone under a read lock, no round trip
+    /// to the actor. It reflects every command the actor has answered and every
+    /// event it has published; live stats lag by at most one sampling tick.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.published.get()
+    }
+
     /// Every app, sorted by name.
     pub fn list(&self) -> Vec<AppView> {
-        call(&self.tx, Cmd::List).unwrap_or_default()
+        self.snapshot()
+            .apps
+            .values()
+            .map(|b| b.view.clone())
+            .collect()
     }
 
     /// Number of registered apps.
     pub fn count(&self) -> usize {
-        call(&self.tx, Cmd::Count).unwrap_or(0)
+        self.snapshot().apps.len()
     }
 
     /// One app, or `None` when not registered.
     pub fn get(&self, name: &str) -> Option<AppView> {
-        call(&self.tx, |r| Cmd::Get(name.to_string(), r)).flatten()
+        self.snapshot().apps.get(name).map(|b| b.view.clone())
+    }
+
+    /// Whether an app named `name` is registered.
+    pub fn exists(&self, name: &str) -> bool {
+        self.snapshot().apps.contains_key(name)
     }
 
     /// The app reports it has started (`POST /apps/{name}/launched`); with a PID the
@@ -366,6 +389,11 @@ struct Actor {
     tracker: Tracker,
     settings: Arc<RwLock<Arc<Settings>>>,
     on_reload: ReloadHook,
+    /// What readers see; republished after every command.
+    published: Published,
+    /// Events of the current command, published after the snapshot so that a
+    /// subscriber who sees an event and then reads `GET /apps` sees its effect.
+    pending: Vec<NewEvent>,
 }
 
 fn not_found(name: &str) -> RegistryError {
@@ -420,31 +448,31 @@ pub fn check_own_pid(pid: u32) -> Result<(), RegistryError> {
 
 impl Actor {
     fn run(mut self, rx: Receiver<Cmd>) {
+        // Every reply is sent after `publish`, so a client reads its own writes.
+        // Stats samples only republish once the queue is drained (at most one
+        // rebuild per sampling tick rather than one per app).
         while let Ok(cmd) = rx.recv() {
+            let mut lazy = false;
             match cmd {
-                Cmd::List(r) => {
-                    let _ = r.send(self.views());
-                }
-                Cmd::Get(n, r) => {
-                    let _ = r.send(self.apps.get(&n).map(|e| AppView {
-                        spec: e.spec.clone(),
-                        state: e.state.clone(),
-                    }));
-                }
-                Cmd::Count(r) => {
-                    let _ = r.send(self.apps.len());
-                }
                 Cmd::Launched(n, pid, r) => {
-                    let _ = r.send(self.launched(&n, pid));
+                    let v = self.launched(&n, pid);
+                    self.publish();
+                    let _ = r.send(v);
                 }
                 Cmd::Ready(n, r) => {
-                    let _ = r.send(self.ready(&n, "app"));
+                    let v = self.ready(&n, "app");
+                    self.publish();
+                    let _ = r.send(v);
                 }
                 Cmd::Stopped(n, r) => {
-                    let _ = r.send(self.stopped(&n));
+                    let v = self.stopped(&n);
+                    self.publish();
+                    let _ = r.send(v);
                 }
                 Cmd::Launch(n, r) => {
-                    let _ = r.send(self.launch(&n));
+                    let v = self.launch(&n);
+                    self.publish();
+                    let _ = r.send(v);
                 }
                 Cmd::StopDone(n, outcome, r) => {
                     self.emit(
@@ -453,15 +481,25 @@ impl Actor {
                         json!({"pid": outcome.pid, "exit_code": outcome.exit_code,
                                "signal": outcome.signal, "killed": outcome.killed, "by": "daemon"}),
                     );
+                    self.publish();
                     let _ = r.send(());
                 }
                 Cmd::Reload { force, reply } => {
-                    let _ = reply.send(self.reload(force));
+                    let v = self.reload(force);
+                    self.publish();
+                    let _ = reply.send(v);
                 }
-                Cmd::Tracker(ev) => self.tracker_event(ev),
+                Cmd::Tracker(ev) => {
+                    lazy = matches!(ev, TrackerEvent::Stats { .. });
+                    self.tracker_event(ev);
+                }
                 Cmd::Shutdown => break,
             }
+            if !lazy || rx.is_empty() {
+                self.publish();
+            }
         }
+        self.publish();
     }
 
     fn views(&self) -> Vec<AppView> {
@@ -474,8 +512,17 @@ impl Actor {
             .collect()
     }
 
-    fn emit(&self, kind: &str, target: &str, data: Value) {
-        self.bus.emit(NewEvent::daemon(kind, Some(target), data));
+    /// Publish the snapshot if anything changed, then the pending events.
+    fn publish(&mut self) {
+        self.published.publish(&self.apps);
+        for ev in self.pending.drain(..) {
+            self.bus.emit(ev);
+        }
+    }
+
+    fn emit(&mut self, kind: &str, target: &str, data: Value) {
+        self.pending
+            .push(NewEvent::daemon(kind, Some(target), data));
     }
 
     fn mark_launched(&mut self, name: &str, pid: Option<u32>, tracked: bool, by: &str) {
@@ -664,7 +711,7 @@ impl Actor {
                 self.invalid_fingerprint = Some(fp);
                 let errors: Vec<Value> = err.diagnostics().iter().map(|d| json!(d)).collect();
                 log::warn!("config reload failed, keeping the previous registry: {err}");
-                self.bus.emit(NewEvent::daemon(
+                self.pending.push(NewEvent::daemon(
                     "config.invalid",
                     None,
                     json!({"errors": errors}),
@@ -747,7 +794,7 @@ impl Actor {
             removed,
             changed
         );
-        self.bus.emit(NewEvent::daemon(
+        self.pending.push(NewEvent::daemon(
             "registry.reloaded",
             None,
             json!({"added": added, "removed": removed, "changed": changed, "warnings": warnings}),

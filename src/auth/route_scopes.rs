@@ -18,6 +18,8 @@ pub fn required_scope(route: RouteId, _method: &str) -> Scope {
         ListApprovals | GetApproval | ListExecutions | GetExecution | ExecutionOutput
         | ExecutionStream | GetTicket | AppOutput | AppStream | ListAgents | GetAgent
         | AgentOutput | AgentScreen | AgentStream | AttachAgent => Scope::Read,
+        // Per message: user_message needs `agents`, decide_approval `approve`.
+        WsObserve => Scope::Read,
         // MCP and tools: reaching them needs `read`; each tool is listed and
         // callable only with its own scope (mcp::tools::tool_scope).
         Mcp | ListTools | CallTool => Scope::Read,

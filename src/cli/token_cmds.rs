@@ -98,18 +98,7 @@ fn delete(env: &Env, path: &str) -> Result<Value, ClientError> {
         .read_to_string()
         .map_err(|e| ClientError::Transport(format!("cannot read response: {e}")))?;
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    if status >= 400 {
-        return Err(ClientError::Api {
-            status,
-            code: body["code"].as_str().unwrap_or("").to_string(),
-            message: body["error"]
-                .as_str()
-                .unwrap_or("request failed")
-                .to_string(),
-            body,
-        });
-    }
-    Ok(body)
+    crate::client::api_result(status, body)
 }
 
 fn line(t: &Value) -> String {

@@ -223,18 +223,7 @@ impl Client {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        if status >= 400 {
-            return Err(ClientError::Api {
-                status,
-                code: body["code"].as_str().unwrap_or("").to_string(),
-                message: body["error"]
-                    .as_str()
-                    .unwrap_or("request failed")
-                    .to_string(),
-                body,
-            });
-        }
-        Ok((status, body))
+        Ok((status, api_result(status, body)?))
     }
 
     /// `GET path` (path starts with `/`), JSON answer.
@@ -405,6 +394,26 @@ pub fn next_frame(r: &mut dyn BufRead) -> std::io::Result<Option<SseFrame>> {
             _ => {}
         }
     }
+}
+
+/// An answer of the daemon as a result: a status of 400 or more becomes
+/// [`ClientError::Api`] with the API's `code` and `error` message (API.md §2);
+/// anything else is the JSON body.
+///
+/// Errors: `ClientError::Api` for an error status.
+pub fn api_result(status: u16, body: Value) -> Result<Value, ClientError> {
+    if status >= 400 {
+        return Err(ClientError::Api {
+            status,
+            code: body["code"].as_str().unwrap_or("").to_string(),
+            message: body["error"]
+                .as_str()
+                .unwrap_or("request failed")
+                .to_string(),
+            body,
+        });
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -144,6 +144,9 @@ pub fn read_port_file(path: &Path) -> Option<u16> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// How long start-up waits for the PID-file lock when the PID it names is gone.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The PID-file lock (API.md §1): an exclusive `flock` held for the daemon's
 /// lifetime. The lock, not the PID's liveness, decides; a file left by `kill -9`
 /// is recovered because the kernel released its lock.
@@ -165,15 +168,29 @@ impl PidLock {
             .truncate(false)
             .open(path)
             .map_err(io_err("open pid file", path))?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(l) => l,
-            Err((mut f, _errno)) => {
-                let mut s = String::new();
-                let _ = f.read_to_string(&mut s);
-                return Err(DaemonError::AlreadyRunning {
-                    pid: s.trim().parse().unwrap_or(0),
-                    port: read_port_file(port_file),
-                });
+        // A daemon killed with `kill -9` while forking a child leaves that
+        // child holding the lock until it execs (a few ms): when the PID in the
+        // file is gone, wait up to LOCK_GRACE for the lock instead of failing.
+        let deadline = std::time::Instant::now() + LOCK_GRACE;
+        let mut file = file;
+        let mut lock = loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => break l,
+                Err((mut f, _errno)) => {
+                    let mut s = String::new();
+                    let _ = f.rewind();
+                    let _ = f.read_to_string(&mut s);
+                    let pid: u32 = s.trim().parse().unwrap_or(0);
+                    let holder_alive = pid != 0 && crate::proc::pid_alive(pid);
+                    if holder_alive || std::time::Instant::now() >= deadline {
+                        return Err(DaemonError::AlreadyRunning {
+                            pid,
+                            port: read_port_file(port_file),
+                        });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    file = f;
+                }
             }
         };
         let mut old = String::new();
@@ -306,6 +323,7 @@ fn run_locked(opts: &RunOptions, shutdown: &Shutdown, started: Instant) -> Resul
         bus.clone(),
         approvals.clone(),
     );
+    crate::executor::live::resume(&executor, &agents);
     let agents_for_reload = agents.clone();
     let mcp_state = crate::mcp::McpState::new(cfg.exec.clone());
     let (exec_for_reload, approvals_for_reload) = (executor.clone(), approvals.clone());

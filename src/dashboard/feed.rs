@@ -170,18 +170,7 @@ fn delete(c: &Client, path: &str) -> Result<Value, ClientError> {
     let status = resp.status().as_u16();
     let text = resp.into_body().read_to_string().unwrap_or_default();
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if status >= 400 {
-        return Err(ClientError::Api {
-            status,
-            code: body["code"].as_str().unwrap_or("").to_string(),
-            message: body["error"]
-                .as_str()
-                .unwrap_or("request failed")
-                .to_string(),
-            body,
-        });
-    }
-    Ok(body)
+    crate::client::api_result(status, body)
 }
 
 fn run_one(c: &Client, p: &Paths, job: Job, tx: &Sender<Msg>) -> bool {

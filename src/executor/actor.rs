@@ -274,6 +274,16 @@ impl State {
                 self.check_drain();
             }
             Cmd::GitBefore { id, status } => self.git_before(&id, status),
+            Cmd::OpenLive(spec, reply) => {
+                let r = self.open_live(spec);
+                self.reply_after(reply, r);
+            }
+            Cmd::LiveGit { id, status } => self.live_git(&id, status),
+            Cmd::EndLive(end) => self.end_live(end),
+            Cmd::ListLive(reply) => {
+                let v = self.list_live();
+                let _ = reply.send(v);
+            }
             Cmd::Stop => {}
         }
     }
@@ -325,6 +335,9 @@ impl State {
             .records
             .get(id)
             .ok_or_else(|| ExecError::NotFound(id.to_string()))?;
+        if old.exec.session_id.is_some() {
+            return Err(ExecError::NotRetryable(id.to_string()));
+        }
         let rec = resolve::retry_record(old);
         let r = self.enqueue(rec);
         self.prune();

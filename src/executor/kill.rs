@@ -15,6 +15,11 @@ impl State {
     /// spawned); a running one gets SIGTERM, then
     /// SIGKILL after [`KILL_GRACE_MS`], and `reply` waits for its exit.
     pub(super) fn cancel(&mut self, id: &str, reply: Reply<Execution>) {
+        if self.cancel_live(id) {
+            let v = self.view(id).ok_or(ExecError::NotFound(id.to_string()));
+            self.reply_after(reply, v);
+            return;
+        }
         let Some(rec) = self.records.get_mut(id) else {
             self.reply_after(reply, Err(ExecError::NotFound(id.to_string())));
             return;

@@ -20,6 +20,7 @@
 mod actor;
 pub mod delegation;
 mod kill;
+pub mod live;
 pub mod output;
 pub mod persist;
 pub mod record;
@@ -100,6 +101,8 @@ pub enum ExecError {
     NotFound(String),
     /// Already finished (409), with the standing record.
     Finished(Box<Execution>),
+    /// A session-backed ticket cannot be retried (409): delegate again.
+    NotRetryable(String),
     /// The executor thread is gone.
     Closed,
 }
@@ -128,6 +131,11 @@ impl std::fmt::Display for ExecError {
                 "execution '{}' already finished ({})",
                 e.id,
                 e.status.as_str()
+            ),
+            ExecError::NotRetryable(id) => write!(
+                f,
+                "execution '{id}' was sent into a live agent session and cannot be retried: \
+                 POST /delegate again"
             ),
             ExecError::Closed => f.write_str("executor is shut down"),
         }
@@ -172,6 +180,17 @@ enum Cmd {
         id: String,
         status: Option<Vec<String>>,
     },
+    /// Open a session-backed ticket (live.rs).
+    OpenLive(live::LiveSpec, Reply<Execution>),
+    /// The `git status` of a session-backed ticket before its task was sent.
+    LiveGit {
+        id: String,
+        status: Option<Vec<String>>,
+    },
+    /// A session-backed ticket reached a final state (live.rs follower).
+    EndLive(live::LiveEnd),
+    /// Session-backed tickets still `running` (recovery of their followers).
+    ListLive(Sender<Vec<live::Followed>>),
     Reconfigure(Box<ExecConfig>, Retention),
     Drain(Duration, Sender<()>),
     Stop,
@@ -249,6 +268,33 @@ impl Executor {
     /// Errors: `NotFound`, `QueueFull`, `ShuttingDown`.
     pub fn retry(&self, id: &str) -> Result<Execution, ExecError> {
         call(&self.tx, |r| Cmd::Retry(id.to_string(), r)).unwrap_or(Err(ExecError::Closed))
+    }
+
+    /// Open a ticket backed by a live agent session (API.md §10): a `running`
+    /// record with no process of its own, on disk before this returns. The
+    /// caller then starts its follower ([`live::follow`]).
+    ///
+    /// Errors: `ShuttingDown`.
+    pub fn open_live(&self, spec: live::LiveSpec) -> Result<Execution, ExecError> {
+        call(&self.tx, |r| Cmd::OpenLive(spec, r)).unwrap_or(Err(ExecError::Closed))
+    }
+
+    /// Record a session-backed ticket's `git status` before its task was sent.
+    pub fn live_git(&self, id: &str, status: Option<Vec<String>>) {
+        let _ = self.tx.send(Cmd::LiveGit {
+            id: id.to_string(),
+            status,
+        });
+    }
+
+    /// End a session-backed ticket (ignored when it is already final).
+    pub fn end_live(&self, end: live::LiveEnd) {
+        let _ = self.tx.send(Cmd::EndLive(end));
+    }
+
+    /// Session-backed tickets still `running`.
+    pub fn live_running(&self) -> Vec<live::Followed> {
+        call(&self.tx, Cmd::ListLive).unwrap_or_default()
     }
 
     /// Apply a reloaded config; running executions are not disturbed.

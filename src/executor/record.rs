@@ -103,6 +103,10 @@ pub struct Execution {
     pub timeout_ms: Option<u64>,
     /// Agent type, for delegations.
     pub agent: Option<String>,
+    /// The live agent session a delegation was sent into (API.md §10
+    /// "Delegation into a live session"); absent for runs of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 /// What is persisted: the public record plus what a retry or recovery needs.
@@ -127,6 +131,14 @@ pub struct ExecRecord {
     /// Paths changed by a delegation (computed after the run).
     #[serde(default)]
     pub files_modified: Option<Vec<String>>,
+    /// Of a session-backed ticket: the size of the agent's `output.log` when
+    /// the task was sent, bytes (its output since then is the ticket's).
+    #[serde(default)]
+    pub session_offset: Option<u64>,
+    /// Of a session-backed ticket: when it was opened, milliseconds since the
+    /// epoch (its timeout and duration count from here, across restarts).
+    #[serde(default)]
+    pub session_opened_ms: Option<u64>,
 }
 
 /// `<state>/executions/<id>`.

@@ -17,6 +17,9 @@
 //!   reached disk, or a member that left the group). Recovery runs before
 //!   anything is scheduled, so no live run of this daemon can be hit; the
 //!   daemon's own process and group are never signalled.
+//! - A session-backed ticket (live.rs) stays `running` here; `live::resume`
+//!   follows it again if its agent lives, else ends it `lost`. Its `pid` is
+//!   the agent's pane, never signalled.
 
 use super::actor::{State, now};
 use super::output::Output;
@@ -38,12 +41,15 @@ impl State {
         for mut r in records {
             self.seq = self.seq.max(r.seq);
             let id = r.exec.id.clone();
-            let was_spawned = r.exec.status.is_spawned();
+            let was_spawned = r.exec.status.is_spawned() && r.exec.session_id.is_none();
             match r.exec.status {
                 ExecStatus::Pending => {
                     self.sched.enqueue(&r.exec.pool, &id);
                     requeued += 1;
                 }
+                // A session-backed ticket has no process of its own: it is
+                // followed again or ended by `live::resume` (live.rs).
+                ExecStatus::Running if r.exec.session_id.is_some() => {}
                 ExecStatus::Starting | ExecStatus::Running => {
                     if let Some(pid) = r.exec.pid {
                         self.kill_leader_group(&id, pid, r.pid_start_time);

@@ -132,12 +132,15 @@ pub fn resolve(cfg: &ExecConfig, spec: &SubmitSpec) -> Result<ExecRecord, ExecEr
             output_bytes: 0,
             timeout_ms,
             agent,
+            session_id: None,
         },
         seq: 0,
         env,
         pid_start_time: None,
         git_before: None,
         files_modified: None,
+        session_offset: None,
+        session_opened_ms: None,
     })
 }
 

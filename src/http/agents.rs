@@ -1,5 +1,6 @@
 //! HTTP handlers of API.md §10: interactive agent sessions in tmux.
 
+use super::output_range::{output_range, resume_offset, stream_slot};
 use super::router::RouteId;
 use super::routes::{Call, Ctx};
 use super::sse::{self, StreamSlot};
@@ -12,10 +13,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Largest range served by `GET /agents/{id}/output`, bytes.
-pub const MAX_OUTPUT_RANGE: u64 = 16 * 1024 * 1024;
 /// How often an agent output stream looks for new bytes, milliseconds.
-pub const STREAM_POLL_MS: u64 = 25;
+pub const STREAM_POLL_MS: u64 = 10;
 
 /// Map an agents error to status and code (API.md §2, §10).
 pub fn agent_error(e: AgentError) -> HttpError {
@@ -164,23 +163,7 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         RouteId::AgentOutput => {
             let path = ag.output_path(c.name()).map_err(agent_error)?;
             let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let offset = c.q_u64("offset")?.unwrap_or(0);
-            let limit = c
-                .q_u64("limit")?
-                .unwrap_or(MAX_OUTPUT_RANGE)
-                .min(MAX_OUTPUT_RANGE);
-            let n = len.saturating_sub(offset).min(limit) as usize;
-            let body = if n == 0 {
-                Vec::new()
-            } else {
-                crate::executor::output::read_at(&path, offset, n)
-                    .map_err(|e| HttpError::internal(format!("cannot read output: {e}")))?
-            };
-            Ok(Reply::Resp(
-                Resp::text(200, body)
-                    .with_header("X-Output-Offset", offset.to_string())
-                    .with_header("X-Output-Length", len.to_string()),
-            ))
+            output_range(c, &path, len)
         }
         RouteId::AgentScreen => {
             let (text, cols, rows, x, y) = ag.screen(c.name()).map_err(agent_error)?;
@@ -224,28 +207,9 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
 
 fn stream(ctx: &Ctx, c: &Call) -> HResult {
     let path = ctx.agents.output_path(c.name()).map_err(agent_error)?;
-    let from = match c
-        .last_event_id
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        Some(v) => v.parse::<u64>().map_err(|_| {
-            HttpError::bad_request(format!("Last-Event-ID must be a byte offset, not '{v}'"))
-        })?,
-        None => c
-            .q_u64("last_event_id")?
-            .or(c.q_u64("offset")?)
-            .unwrap_or(0),
-    };
+    let from = resume_offset(c)?;
+    let slot = stream_slot(ctx, c)?;
     let settings = ctx.registry.settings();
-    let slot = StreamSlot::acquire(&ctx.streams, settings.sse_max_streams).ok_or_else(|| {
-        HttpError::unavailable(format!(
-            "too many open streams (sse_max_streams = {})",
-            settings.sse_max_streams
-        ))
-        .with_header("Retry-After", "2")
-    })?;
     let hb = Duration::from_millis(settings.sse_heartbeat_ms);
     let agents = ctx.agents.clone();
     let id = c.name().to_string();

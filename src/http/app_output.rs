@@ -15,17 +15,16 @@
 //! The app writes the file directly (no daemon-side buffer to wait on), so the
 //! stream polls the file's length every 200 ms.
 
+use super::output_range::{output_range, resume_offset, stream_slot};
 use super::router::RouteId;
 use super::sse::{SseWriter, StreamSlot};
 use super::{Call, Ctx};
-use super::{HResult, HttpError, Reply, Resp};
+use super::{HResult, HttpError, Reply};
 use crate::executor::output::{read_at, utf8_boundary};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Largest range `GET /apps/{name}/output` returns at once, bytes.
-pub const MAX_RANGE: u64 = 4 * 1024 * 1024;
 /// Largest `output` event payload, bytes.
 const CHUNK: usize = 16 * 1024;
 /// How often a stream looks at the log's length.
@@ -49,46 +48,11 @@ fn file_len(p: &std::path::Path) -> u64 {
 pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
     let path = log_path(ctx, c.name())?;
     match id {
-        RouteId::AppOutput => {
-            let len = file_len(&path);
-            let offset = c.q_u64("offset")?.unwrap_or(0);
-            let limit = c.q_u64("limit")?.unwrap_or(MAX_RANGE).min(MAX_RANGE);
-            let n = len.saturating_sub(offset).min(limit) as usize;
-            let body = if n == 0 {
-                Vec::new()
-            } else {
-                read_at(&path, offset, n)
-                    .map_err(|e| HttpError::internal(format!("cannot read the app log: {e}")))?
-            };
-            Ok(Reply::Resp(
-                Resp::text(200, body)
-                    .with_header("X-Output-Offset", offset.to_string())
-                    .with_header("X-Output-Length", len.to_string()),
-            ))
-        }
+        RouteId::AppOutput => output_range(c, &path, file_len(&path)),
         _ => {
-            let from = match c
-                .last_event_id
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-            {
-                Some(v) => v.parse::<u64>().map_err(|_| {
-                    HttpError::bad_request(format!(
-                        "Last-Event-ID must be a byte offset, not '{v}'"
-                    ))
-                })?,
-                None => c.q_u64("offset")?.unwrap_or(0),
-            };
+            let from = resume_offset(c)?;
+            let slot = stream_slot(ctx, c)?;
             let settings = ctx.registry.settings();
-            let slot =
-                StreamSlot::acquire(&ctx.streams, settings.sse_max_streams).ok_or_else(|| {
-                    HttpError::unavailable(format!(
-                        "too many open streams (sse_max_streams = {})",
-                        settings.sse_max_streams
-                    ))
-                    .with_header("Retry-After", "2")
-                })?;
             let hb = Duration::from_millis(settings.sse_heartbeat_ms.max(200));
             Ok(Reply::Stream(Box::new(move |w| {
                 stream(w, path, from, hb, slot)

@@ -3,7 +3,7 @@
 //! to an app. The registry holds the rules; this file maps its errors.
 
 use super::router::RouteId;
-use super::{Call, Ctx, HResult, HttpError, ok};
+use super::{Call, Ctx, HResult, HttpError, Reply, Resp, ok};
 use crate::events::NewEvent;
 use crate::registry::{LaunchOutcome, RegistryError};
 use serde_json::json;
@@ -11,16 +11,15 @@ use serde_json::json;
 /// Serve an apps route. Other route ids answer `404`.
 pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
     match id {
-        RouteId::ListApps => {
-            let apps = ctx.registry.list();
-            ok(200, json!({"total": apps.len(), "apps": apps}))
-        }
-        RouteId::GetApp => match ctx.registry.get(c.name()) {
-            Some(v) => ok(200, json!(v)),
+        // Hot reads (issue 7 part 7): bodies pre-serialized by the registry
+        // when its state changed; a request only copies bytes.
+        RouteId::ListApps => Ok(raw_json(&ctx.registry.snapshot().list)),
+        RouteId::GetApp => match ctx.registry.snapshot().apps.get(c.name()) {
+            Some(b) => Ok(raw_json(&b.app)),
             None => Err(HttpError::not_found(format!("no app named '{}'", c.name()))),
         },
-        RouteId::AppState => match ctx.registry.get(c.name()) {
-            Some(v) => ok(200, json!(v.state)),
+        RouteId::AppState => match ctx.registry.snapshot().apps.get(c.name()) {
+            Some(b) => Ok(raw_json(&b.state)),
             None => Err(HttpError::not_found(format!("no app named '{}'", c.name()))),
         },
         RouteId::AppLaunched => {
@@ -59,7 +58,7 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         }
         RouteId::AppMessage => {
             let name = c.name();
-            if ctx.registry.get(name).is_none() {
+            if !ctx.registry.exists(name) {
                 return Err(HttpError::not_found(format!("no app named '{name}'")));
             }
             let source = c.req_str("source")?;
@@ -80,6 +79,16 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         }
         _ => Err(HttpError::not_found("not an apps route")),
     }
+}
+
+/// A `200` reply whose body is already serialized JSON.
+fn raw_json(body: &str) -> Reply {
+    Reply::Resp(Resp {
+        status: 200,
+        content_type: "application/json",
+        body: body.as_bytes().to_vec(),
+        headers: Vec::new(),
+    })
 }
 
 /// The answer to a lifecycle report (`POST /apps/{name}/launched|ready|stopped`).

@@ -4,6 +4,7 @@
 use super::apps::registry_error;
 use super::router::RouteId;
 use super::{Call, Ctx, HResult, HttpError, ok};
+use serde::Serialize;
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
@@ -27,20 +28,42 @@ pub fn route(ctx: &Ctx, id: RouteId, _c: &Call) -> HResult {
     }
 }
 
+/// The body of `GET /health` (API.md §4), serialized straight from this struct
+/// (issue 7 part 7: no `Value` tree per request). Fields are declared in the
+/// order `json!` used to print them (sorted), so the bytes are unchanged.
+#[derive(Serialize)]
+struct Health<'a> {
+    apps: usize,
+    #[serde(serialize_with = "as_str")]
+    config_dir: std::path::Display<'a>,
+    notify_delivered: u64,
+    notify_dropped: u64,
+    notify_failed: u64,
+    pid: u32,
+    port: u16,
+    status: &'static str,
+    uptime_seconds: u64,
+    version: &'static str,
+}
+
+fn as_str<S: serde::Serializer>(v: &std::path::Display<'_>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
 fn health(ctx: &Ctx) -> HResult {
     ok(
         200,
-        json!({
-            "status": "ok",
-            "version": crate::VERSION,
-            "uptime_seconds": ctx.started.elapsed().as_secs(),
-            "pid": ctx.pid,
-            "port": ctx.port.load(Ordering::Relaxed),
-            "apps": ctx.registry.count(),
-            "config_dir": ctx.config_dir.display().to_string(),
-            "notify_dropped": ctx.notify.dropped(),
-            "notify_delivered": ctx.notify.delivered(),
-            "notify_failed": ctx.notify.failed(),
-        }),
+        Health {
+            apps: ctx.registry.count(),
+            config_dir: ctx.config_dir.display(),
+            notify_delivered: ctx.notify.delivered(),
+            notify_dropped: ctx.notify.dropped(),
+            notify_failed: ctx.notify.failed(),
+            pid: ctx.pid,
+            port: ctx.port.load(Ordering::Relaxed),
+            status: "ok",
+            uptime_seconds: ctx.started.elapsed().as_secs(),
+            version: crate::VERSION,
+        },
     )
 }

@@ -1,16 +1,15 @@
 //! HTTP handlers of API.md §7: executions, their output (range and SSE), and
 //! delegation tickets (Orchestra `POST /delegate`, `GET /tasks/{ticket_id}`).
 
+use super::output_range::{output_range, resume_offset, stream_slot};
 use super::router::RouteId;
-use super::sse::{self, StreamSlot};
+use super::sse;
 use super::{Call, Ctx, HResult, HttpError, Reply, Resp};
+use crate::agents::AgentError;
 use crate::executor::record::{ExecStatus, Execution};
 use crate::executor::{ExecError, SubmitSpec, TICKET_MESSAGE_LINES, output};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
-
-/// Largest range served by `GET /executions/{id}/output`, bytes.
-pub const MAX_OUTPUT_RANGE: u64 = 16 * 1024 * 1024;
 
 /// Map an executor error to status and code (API.md §2, §7).
 pub fn exec_error(e: ExecError) -> HttpError {
@@ -23,6 +22,7 @@ pub fn exec_error(e: ExecError) -> HttpError {
         ExecError::QueueFull { retry_after_s, .. } => HttpError::new(429, "queue_full", msg)
             .with_header("Retry-After", retry_after_s.to_string()),
         ExecError::ShuttingDown | ExecError::Closed => HttpError::unavailable(msg),
+        ExecError::NotRetryable(_) => HttpError::new(409, "conflict", msg),
         ExecError::Finished(ex) => HttpError::new(409, "conflict", msg).with_details(json!(ex)),
     }
 }
@@ -111,52 +111,13 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         RouteId::GetExecution => Ok(Reply::Resp(Resp::json(200, &get(ctx, c.name())?.exec))),
         RouteId::ExecutionOutput => {
             let h = get(ctx, c.name())?;
-            let len = h.output.len();
-            let offset = c.q_u64("offset")?.unwrap_or(0);
-            let limit = c
-                .q_u64("limit")?
-                .unwrap_or(MAX_OUTPUT_RANGE)
-                .min(MAX_OUTPUT_RANGE);
-            let n = len.saturating_sub(offset).min(limit) as usize;
-            let body = if n == 0 {
-                Vec::new()
-            } else {
-                output::read_at(h.output.path(), offset, n)
-                    .map_err(|e| HttpError::internal(format!("cannot read output: {e}")))?
-            };
-            Ok(Reply::Resp(
-                Resp::text(200, body)
-                    .with_header("X-Output-Offset", offset.to_string())
-                    .with_header("X-Output-Length", len.to_string()),
-            ))
+            output_range(c, h.output.path(), h.output.len())
         }
         RouteId::ExecutionStream => {
             let h = get(ctx, c.name())?;
-            let from = match c
-                .last_event_id
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-            {
-                Some(v) => v.parse::<u64>().map_err(|_| {
-                    HttpError::bad_request(format!(
-                        "Last-Event-ID must be a byte offset, not '{v}'"
-                    ))
-                })?,
-                None => c
-                    .q_u64("last_event_id")?
-                    .or(c.q_u64("offset")?)
-                    .unwrap_or(0),
-            };
+            let from = resume_offset(c)?;
+            let slot = stream_slot(ctx, c)?;
             let settings = ctx.registry.settings();
-            let slot = StreamSlot::acquire_as(&ctx.streams, settings.sse_max_streams, c.peer_uid)
-                .ok_or_else(|| {
-                HttpError::unavailable(format!(
-                    "too many open streams (sse_max_streams = {})",
-                    settings.sse_max_streams
-                ))
-                .with_header("Retry-After", "2")
-            })?;
             let hb = Duration::from_millis(settings.sse_heartbeat_ms);
             let out = h.output.clone();
             let probe =
@@ -193,6 +154,7 @@ pub fn route(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
                     "ticket_id": e.id,
                     "status": e.status,
                     "agent": e.agent,
+                    "session_id": e.session_id,
                     "result": result,
                     "started_at": e.started_at,
                     "completed_at": e.finished_at,
@@ -255,6 +217,9 @@ fn delegate(ctx: &Ctx, c: &Call) -> HResult {
         Some(Value::Object(m)) => Some(m),
         Some(_) => return Err(HttpError::bad_request("field 'context' must be an object")),
     };
+    if let Some(sid) = c.opt_str("session_id")? {
+        return delegate_live(ctx, c, agent, sid, render_prompt(task, context));
+    }
     let spec = SubmitSpec::Delegate {
         agent,
         prompt: render_prompt(task, context),
@@ -266,6 +231,72 @@ fn delegate(ctx: &Ctx, c: &Call) -> HResult {
         Resp::json(
             202,
             &json!({"ticket_id": e.id, "session_id": null, "status": e.status, "created_at": e.created_at}),
+        )
+        .with_header("Location", format!("/tasks/{}", e.id)),
+    ))
+}
+
+/// `POST /delegate` naming a live session (API.md §10, docs/api.md
+/// "Delegation into a live session"): a session-backed ticket whose follower
+/// sends the task as input. Errors: unknown session 404 (`SESSION_NOT_FOUND`),
+/// session of another `agent_type` 400, session not running 409 `not_running`.
+fn delegate_live(ctx: &Ctx, c: &Call, agent: String, sid: &str, prompt: String) -> HResult {
+    use crate::executor::live::{self, LiveSpec};
+    let a = ctx
+        .agents
+        .peek(sid)
+        .ok_or_else(|| super::agents::agent_error(AgentError::NotFound(sid.to_string())))?;
+    if a.agent_type != agent {
+        return Err(HttpError::bad_request(format!(
+            "session '{sid}' is an agent of type '{}', not '{agent}'",
+            a.agent_type
+        )));
+    }
+    if a.status.is_final() {
+        return Err(super::agents::agent_error(AgentError::NotRunning(format!(
+            "agent '{sid}' is not running ({})",
+            serde_json::to_value(a.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        ))));
+    }
+    let offset = ctx
+        .agents
+        .output_path(sid)
+        .ok()
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len());
+    let timeout_ms = opt_timeout(c)?;
+    let e = ctx
+        .executor
+        .open_live(LiveSpec {
+            agent_type: agent,
+            session_id: sid.to_string(),
+            pid: a.pid,
+            cwd: a.working_dir.clone(),
+            offset,
+            timeout_ms,
+        })
+        .map_err(exec_error)?;
+    live::follow(
+        ctx.executor.clone(),
+        ctx.agents.clone(),
+        live::Followed {
+            id: e.id.clone(),
+            session_id: sid.to_string(),
+            cwd: a.working_dir,
+            offset,
+            opened_ms: crate::time::unix_ms(std::time::SystemTime::now()),
+            timeout_ms,
+            git_before: None,
+        },
+        Some(prompt),
+    );
+    Ok(Reply::Resp(
+        Resp::json(
+            202,
+            &json!({"ticket_id": e.id, "session_id": sid, "status": e.status, "created_at": e.created_at}),
         )
         .with_header("Location", format!("/tasks/{}", e.id)),
     ))

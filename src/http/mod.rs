@@ -21,12 +21,14 @@ pub mod mcp;
 mod mcp_agents;
 pub mod notify;
 pub mod openapi;
+pub mod output_range;
 pub mod router;
 pub mod routes;
 pub mod server;
 pub mod sse;
 pub mod tokens;
 pub mod trigger;
+pub mod ws;
 
 pub use call::{Call, Ctx, MAX_JSON_UINT, json_u64};
 

@@ -97,6 +97,8 @@ pub enum RouteId {
     AgentStatus,
     /// `GET /agents/{id}/attach`
     AttachAgent,
+    /// `GET /ws/observe`: the WebSocket bridge (API.md §11)
+    WsObserve,
     /// `GET /tokens` (API.md §12)
     ListTokens,
     /// `POST /tokens`
@@ -174,6 +176,7 @@ const ROUTES: &[(&str, &str, RouteId, Auth)] = &[
     ("GET", "/agents/{}/stream", RouteId::AgentStream, Auth::TokenOrQuery),
     ("POST", "/agents/{}/status", RouteId::AgentStatus, Auth::Token),
     ("GET", "/agents/{}/attach", RouteId::AttachAgent, Auth::Token),
+    ("GET", "/ws/observe", RouteId::WsObserve, Auth::TokenOrQuery),
     ("GET", "/tokens", RouteId::ListTokens, Auth::Token),
     ("POST", "/tokens", RouteId::CreateToken, Auth::Token),
     ("POST", "/tokens/rotate", RouteId::RotateToken, Auth::Token),

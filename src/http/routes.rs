@@ -156,6 +156,7 @@ fn route_call(ctx: &Ctx, id: RouteId, c: &Call) -> HResult {
         RouteId::Audit => super::audit::route,
         RouteId::Mcp | RouteId::ListTools | RouteId::CallTool => mcp::route,
         RouteId::NotifyAction => notify::route,
+        RouteId::WsObserve => super::ws::route,
         RouteId::ListTasks | RouteId::ListAgentTypes => catalog::route,
         RouteId::OpenApi => super::openapi::route,
     };

@@ -196,7 +196,7 @@ fn exec_code(e: &ExecError) -> &'static str {
         ExecError::Forbidden(_) => "forbidden",
         ExecError::QueueFull { .. } => "queue_full",
         ExecError::ShuttingDown | ExecError::Closed => "unavailable",
-        ExecError::Finished(_) => "conflict",
+        ExecError::Finished(_) | ExecError::NotRetryable(_) => "conflict",
     }
 }
 

@@ -539,6 +539,17 @@ pub fn operation(id: RouteId) -> Option<Op> {
                 "notify",
             )
         },
+        // The WebSocket bridge (API.md §11, docs/api.md "WebSocket bridge"):
+        // `101 Switching Protocols`, then JSON text frames.
+        RouteId::WsObserve => Op {
+            ok: (101, Body::Text),
+            errors: &[426, 503],
+            ..op(
+                "wsObserve",
+                "the WebSocket bridge: terminal output, input, events (upgrade)",
+                "agents",
+            )
+        },
         #[allow(unreachable_patterns)]
         _ => return None,
     })

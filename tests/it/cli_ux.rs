@@ -343,20 +343,41 @@ fn terminal_status_line_and_colour() {
         }
         c.spawn().expect("spawn script")
     };
-    let child = in_pty("run ok --follow", &[]);
-    let auth = d.auth_header();
-    wait_for(DEADLINE, "a queued run", || {
-        let r = d.request(
-            "GET",
-            "/executions?status=pending",
-            &[("Authorization", auth.as_str())],
-            b"",
-        );
-        r.json()["total"].as_u64() == Some(1)
+    let mut child = in_pty("run ok --follow", &[]);
+    // Read the terminal as it is written: the gate opens only once the CLI
+    // has shown its queued status line (the API seeing the run pending is
+    // not enough: the CLI may not have printed yet).
+    let mut out = child.stdout.take().expect("stdout");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = seen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Ok(mut g) = sink.lock() {
+                g.extend_from_slice(&buf[..n]);
+            }
+        }
+    });
+    wait_for(DEADLINE, "the queued status line on the terminal", || {
+        seen.lock()
+            .map(|g| String::from_utf8_lossy(&g).contains("queued in pool default"))
+            .unwrap_or(false)
     });
     std::fs::write(&gate, "").unwrap();
-    let o = child.wait_with_output().expect("script output");
-    let text = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+    let status = child.wait().expect("script exit");
+    let _ = reader.join();
+    let text = seen
+        .lock()
+        .map(|g| String::from_utf8_lossy(&g).replace('\r', ""))
+        .unwrap_or_default();
+    let o = std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
     assert_eq!(o.status.code(), Some(0), "{text}");
     assert!(
         text.contains("queued in pool default (position 1)"),
