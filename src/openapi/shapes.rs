@@ -328,6 +328,9 @@ pub struct DelegateBody {
     /// Timeout, ms.
     #[schemars(range(min = 1, max = 9007199254740992u64))]
     pub timeout_ms: Option<u64>,
+    /// Deliver the task into this live interactive agent session instead of
+    /// starting a run (API.md §7, livedel).
+    pub session_id: Option<String>,
 }
 
 /// Body of `POST /approvals`.
