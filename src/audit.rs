@@ -267,7 +267,7 @@ impl AuditLog {
                 .and_then(|v| v["seq"].as_u64())
                 .unwrap_or(0);
             files.push(text);
-            if first <= since + 1 {
+            if first <= since.saturating_add(1) {
                 break;
             }
         }

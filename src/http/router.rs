@@ -239,25 +239,43 @@ fn match_pattern(pattern: &str, segs: &[&str]) -> Option<Vec<String>> {
 
 /// Match `method` and the request target `url` (with or without `/api`, query ignored).
 /// `HEAD` is not served. A trailing slash is ignored.
+///
+/// A literal segment beats `{}` at the same position (the leftmost difference
+/// decides): `/agents/spawn` is only the spawn route, never `/agents/{}` with
+/// the id `spawn`, so its `405` lists only `POST`.
 pub fn route(method: &str, url: &str) -> RouteMatch {
     let path = normalize_path(url);
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let matches: Vec<_> = ROUTES
+        .iter()
+        .filter_map(|r| match_pattern(r.1, &segs).map(|p| (r, p, literal_mask(r.1))))
+        .collect();
+    let Some(best) = matches.iter().map(|m| m.2.clone()).max() else {
+        return RouteMatch::NotFound;
+    };
     let mut allowed: Vec<&str> = Vec::new();
-    for (m, pattern, id, auth) in ROUTES {
-        if let Some(params) = match_pattern(pattern, &segs) {
-            if *m == method {
-                return RouteMatch::Found(*id, *auth, params);
-            }
-            if !allowed.contains(m) {
-                allowed.push(m);
-            }
+    for ((m, _, id, auth), params, mask) in matches {
+        if mask != best {
+            continue;
+        }
+        if *m == method {
+            return RouteMatch::Found(*id, *auth, params);
+        }
+        if !allowed.contains(m) {
+            allowed.push(m);
         }
     }
-    if allowed.is_empty() {
-        RouteMatch::NotFound
-    } else {
-        RouteMatch::MethodNotAllowed(allowed.join(", "))
-    }
+    RouteMatch::MethodNotAllowed(allowed.join(", "))
+}
+
+/// Per segment of `pattern`, whether it is a literal (`true`) or `{}`; the
+/// greater mask (lexicographically) is the more specific pattern.
+fn literal_mask(pattern: &str) -> Vec<bool> {
+    pattern
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| s != "{}")
+        .collect()
 }
 
 #[cfg(test)]
@@ -292,6 +310,22 @@ mod tests {
         assert!(matches!(
             route("GET", "/agent-types"),
             RouteMatch::Found(RouteId::ListAgentTypes, ..)
+        ));
+    }
+
+    #[test]
+    fn literal_segment_beats_parameter() {
+        assert_eq!(
+            route("OPTIONS", "/agents/spawn"),
+            RouteMatch::MethodNotAllowed("POST".into())
+        );
+        assert!(matches!(
+            route("POST", "/agents/spawn"),
+            RouteMatch::Found(RouteId::SpawnAgent, _, _)
+        ));
+        assert!(matches!(
+            route("GET", "/agents/abc"),
+            RouteMatch::Found(RouteId::GetAgent, _, _)
         ));
     }
 

@@ -13,6 +13,7 @@
 //! method that is *not* an operation of the path, with an `Allow` header
 //! listing exactly the documented methods.
 
+pub mod bodies;
 pub mod ops;
 pub mod shapes;
 

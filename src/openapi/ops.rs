@@ -8,6 +8,7 @@
 //! guards (API.md §3: 400, 403, 413, 415 on every route; 401, 429 on token
 //! routes) are added by the builder in `mod.rs` from the route's auth class.
 
+use super::bodies;
 use super::shapes::*;
 use crate::approvals::Approval;
 use crate::executor::record::{ExecStatus, Execution};
@@ -382,11 +383,11 @@ pub fn operation(id: RouteId) -> Option<Op> {
             errors: &[503],
             ..op("listAgentTypes", "the configured agent types", "agents")
         },
-        // ---- routes merged from the other v3 helpers. Bodies not typed yet
-        // are `object` (see docs/api.md "OpenAPI": what remains). ----
+        // ---- routes merged from the other v3 helpers: request bodies in
+        // `bodies.rs`; responses still `object` (docs/api.md "OpenAPI"). ----
         RouteId::Trigger => Op {
-            body: Some((object, true)),
-            ok: (200, Body::Json(object)),
+            body: Some((bodies::trigger, true)),
+            ok: (200, Body::Json(schema::<TriggerReply>)),
             errors: &[404, 422, 503],
             ..op(
                 "trigger",
@@ -395,7 +396,7 @@ pub fn operation(id: RouteId) -> Option<Op> {
             )
         },
         RouteId::SpawnAgent => Op {
-            body: Some((object, true)),
+            body: Some((bodies::spawn_agent, true)),
             ok: (201, Body::Json(object)),
             errors: &[409, 422, 503],
             headers: &["Location"],
@@ -421,8 +422,8 @@ pub fn operation(id: RouteId) -> Option<Op> {
         },
         RouteId::AgentInput => Op {
             path_params: ident,
-            body: Some((object, true)),
-            ok: (202, Body::Json(object)),
+            body: Some((bodies::agent_input, true)),
+            ok: (202, Body::Json(schema::<InputSent>)),
             errors: &[404, 409, 503],
             ..op("agentInput", "send text or keys to an agent", "agents")
         },
@@ -450,14 +451,14 @@ pub fn operation(id: RouteId) -> Option<Op> {
         },
         RouteId::AgentStatus => Op {
             path_params: ident,
-            body: Some((object, true)),
+            body: Some((bodies::agent_status, true)),
             ok: (200, Body::Json(object)),
             errors: &[404, 409, 503],
             ..op("agentStatus", "report an agent's status (hooks)", "agents")
         },
         RouteId::AttachAgent => Op {
             path_params: ident,
-            ok: (200, Body::Json(object)),
+            ok: (200, Body::Json(schema::<AttachCommand>)),
             errors: &[404, 409, 503],
             ..op(
                 "attachAgent",
@@ -466,13 +467,13 @@ pub fn operation(id: RouteId) -> Option<Op> {
             )
         },
         RouteId::ListTokens => Op {
-            ok: (200, Body::Json(object)),
+            ok: (200, Body::Json(schema::<TokenList>)),
             errors: &[503],
             ..op("listTokens", "tokens (never their secrets)", "tokens")
         },
         RouteId::CreateToken => Op {
-            body: Some((object, true)),
-            ok: (201, Body::Json(object)),
+            body: Some((bodies::create_token, true)),
+            ok: (201, Body::Json(schema::<CreatedToken>)),
             errors: &[409, 422, 503],
             ..op(
                 "createToken",
@@ -482,13 +483,13 @@ pub fn operation(id: RouteId) -> Option<Op> {
         },
         RouteId::RevokeToken => Op {
             path_params: ident,
-            ok: (200, Body::Json(object)),
+            ok: (200, Body::Json(schema::<RevokedToken>)),
             errors: &[404, 422, 503],
             ..op("revokeToken", "revoke a token", "tokens")
         },
         RouteId::RotateToken => Op {
-            body: Some((object, false)),
-            ok: (200, Body::Json(object)),
+            body: Some((bodies::rotate_token, false)),
+            ok: (200, Body::Json(schema::<RotatedToken>)),
             errors: &[422, 503],
             ..op(
                 "rotateToken",
@@ -506,7 +507,7 @@ pub fn operation(id: RouteId) -> Option<Op> {
             ..op("audit", "audit log entries", "tokens")
         },
         RouteId::Mcp => Op {
-            body: Some((any, false)),
+            body: Some((bodies::mcp, true)),
             ok: (200, Body::Json(any)),
             foreign_errors: true,
             errors: &[404, 406, 503],

@@ -328,6 +328,9 @@ pub struct DelegateBody {
     /// Timeout, ms.
     #[schemars(range(min = 1, max = 9007199254740992u64))]
     pub timeout_ms: Option<u64>,
+    /// Deliver the task into this live interactive agent session instead of
+    /// starting a run (API.md §7, livedel).
+    pub session_id: Option<String>,
 }
 
 /// Body of `POST /approvals`.
@@ -396,4 +399,118 @@ impl JsonSchema for Event {
     fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         EventShape::json_schema(g)
     }
+}
+
+/// A token as `GET /tokens` lists it (API.md §12, `TokenRecord::view`):
+/// never the secret.
+#[derive(Serialize, JsonSchema)]
+pub struct TokenView {
+    /// 12 lowercase hex digits.
+    pub id: String,
+    /// Who holds it.
+    pub name: String,
+    /// Granted scopes, sorted.
+    pub scopes: Vec<ScopeName>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; `null` = never expires.
+    pub expires_at: Option<String>,
+    /// RFC 3339 of the last authenticated request; `null` = never used.
+    pub last_used_at: Option<String>,
+    /// CIDRs the client address must be in; empty = any.
+    pub allowed_ips: Vec<String>,
+}
+
+/// `GET /tokens`.
+#[derive(Serialize, JsonSchema)]
+pub struct TokenList {
+    /// Number of tokens.
+    pub total: u64,
+    /// The tokens.
+    pub tokens: Vec<TokenView>,
+}
+
+/// `201` of `POST /tokens`: the token and, once, its secret.
+#[derive(Serialize, JsonSchema)]
+pub struct CreatedToken {
+    /// The token.
+    #[serde(flatten)]
+    pub view: TokenView,
+    /// The bearer token; shown only here.
+    pub token: String,
+}
+
+/// `DELETE /tokens/{id}`.
+#[derive(Serialize, JsonSchema)]
+pub struct RevokedToken {
+    /// Always `revoked`.
+    pub status: String,
+    /// The token id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// `POST /tokens/rotate`.
+#[derive(Serialize, JsonSchema)]
+pub struct RotatedToken {
+    /// Always `rotated`.
+    pub status: String,
+    /// How long the old admin token stays valid, seconds.
+    pub grace_s: u64,
+    /// RFC 3339 end of the grace period (now without one).
+    pub previous_valid_until: String,
+}
+
+/// Outcome of `POST /trigger`.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerStatus {
+    /// The app was started.
+    Launched,
+    /// The app was already running.
+    AlreadyRunning,
+}
+
+/// `POST /trigger`.
+#[derive(Serialize, JsonSchema)]
+pub struct TriggerReply {
+    /// What happened.
+    pub status: TriggerStatus,
+    /// The app whose chord matched.
+    pub app: String,
+    /// The app's pid.
+    pub pid: u32,
+    /// The chord, trimmed.
+    pub chord: String,
+}
+
+/// `202` of `POST /agents/{id}/input`.
+#[derive(Serialize, JsonSchema)]
+pub struct InputSent {
+    /// Always `sent`.
+    pub status: String,
+}
+
+/// `GET /agents/{id}/attach`.
+#[derive(Serialize, JsonSchema)]
+pub struct AttachCommand {
+    /// argv that attaches a terminal (`tmux -L … attach -t …`).
+    pub command: Vec<String>,
+}
+
+/// A scope (API.md §12), as `auth::scopes::Scope` serializes it.
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScopeName {
+    /// Read-only routes.
+    Read,
+    /// Executions and delegation.
+    Execute,
+    /// Deciding approvals.
+    Approve,
+    /// Interactive agents.
+    Agents,
+    /// Everything, tokens included.
+    Admin,
 }

@@ -126,19 +126,26 @@ fn live_daemon_serves_the_document_and_405_matches_it() {
     // 405 via the router: a method a path does not document answers 405 with
     // an Allow header naming exactly the documented methods.
     let doc = openapi::document();
-    // Concrete path -> the documented methods of every template it matches
-    // (`/agents/spawn` is both `/agents/spawn` and `/agents/{id}`).
-    let matches = |template: &str, path: &str| {
+    // Concrete path -> the documented methods of the most specific templates
+    // it matches: a literal segment beats `{id}` (`/agents/spawn` is only
+    // `/agents/spawn`, not `/agents/{id}`), as in the router.
+    let mask = |template: &str, path: &str| -> Option<Vec<bool>> {
         let t: Vec<&str> = template.split('/').collect();
         let p: Vec<&str> = path.split('/').collect();
-        t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b)
+        (t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| a.starts_with('{') || a == b))
+            .then(|| t.iter().map(|a| !a.starts_with('{')).collect())
     };
     let paths = doc["paths"].as_object().expect("paths");
     let mut by_path: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for path in paths.keys() {
         let c = concrete(path);
-        for (template, item) in paths {
-            if matches(template, &c) {
+        let found: Vec<_> = paths
+            .iter()
+            .filter_map(|(template, item)| mask(template, &c).map(|m| (m, item)))
+            .collect();
+        let best = found.iter().map(|(m, _)| m.clone()).max();
+        for (m, item) in &found {
+            if Some(m) == best.as_ref() {
                 let methods = item.as_object().expect("item").keys();
                 by_path
                     .entry(c.clone())
@@ -293,6 +300,19 @@ fn schemathesis_findings_stay_fixed() {
         body,
     );
     assert_error(&r, 404, "not_found"); // parsed; the task is unknown
+    // The largest `since` is no overflow (it panicked the handler: a 500).
+    let r = d.request(
+        "GET",
+        "/audit?since=18446744073709551615&limit=1",
+        &[("Authorization", &auth)],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["entries"], serde_json::json!([]));
+    // `/agents/spawn` is the spawn route only, not `/agents/{id}`.
+    let r = d.request("GET", "/agents/spawn", &[("Authorization", &auth)], b"");
+    assert_error(&r, 405, "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("POST"));
 }
 
 mod json_uint {
