@@ -4,6 +4,8 @@
 //!
 //! Tracker events arrive on the same channel as commands, so a command sent after
 //! the tracker reported an exit always sees that exit (FIFO).
+//!
+//! Past ~600 lines because the registry actor owns apps, lifecycle reports and reload diffs as one state machine; the hot-read snapshot is split out (registry/snapshot.rs).
 
 use crate::actor::call;
 use crate::config::{self, AppSpec, Config, ConfigError, Settings};

@@ -12,6 +12,8 @@
 //! then silence. Layout: `engine.rs` (status engine), `input.rs` (input queue),
 //! `tmux.rs` (the private server), `wrapper.rs` (`agent-exec`), this file
 //! (spawn, re-adoption, kill, queries).
+//!
+//! Past ~600 lines because the `Agents` handle and its actor share the session table's private types; the parts with their own job (tmux, engine, input, record, wrapper) are already split out.
 
 mod engine;
 mod input;

@@ -5,6 +5,8 @@
 //! from resolve.rs, `git status` from delegation.rs (off this thread), and
 //! records reach disk through the record writer (persist.rs) before anything
 //! shows them.
+//!
+//! Past ~600 lines because every state change of a run goes through this one loop (submit, start, exit, cancel, retention); scheduling, resolution, kill, recovery and delegation are already split out.
 
 use super::delegation;
 use super::output::Output;

@@ -11,6 +11,8 @@
 //! means the admin token (everything visible). The tool list and JSON
 //! Schemas are in `catalog.rs`; this file (~600 lines) keeps the call logic
 //! of every tool kind together.
+//!
+//! Past ~600 lines only with its unit tests (~650 lines of code: each built-in tool's schema sits next to its call).
 
 pub use super::catalog::catalog;
 
