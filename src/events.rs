@@ -1,10 +1,9 @@
+// Why this file is past ~600 lines: only with its unit tests (~620 lines of code: numbering, the byte-bounded ring and atomic replay-then-subscribe must have one owner).
 //! The event bus actor (API.md §5): numbers events, keeps a ring buffer, and fans
 //! them out to bounded per-subscriber queues without ever blocking on a subscriber.
 //!
 //! One thread owns all state; everyone else talks to it through [`Bus`], a cloneable
 //! handle over an unbounded crossbeam channel (publishing never blocks).
-//!
-//! Past ~600 lines only with its unit tests (~620 lines of code: numbering, the byte-bounded ring and atomic replay-then-subscribe must have one owner).
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
 use serde::Serialize;

@@ -1,11 +1,10 @@
+// Why this file is past ~600 lines: because the registry actor owns apps, lifecycle reports and reload diffs as one state machine; the hot-read snapshot is split out (registry/snapshot.rs).
 //! The registry actor: owns the loaded config (apps and settings) and every app's
 //! lifecycle state (API.md §4 `App` / `AppState`), applies reloads, and turns
 //! lifecycle reports and tracker results into events on the bus.
 //!
 //! Tracker events arrive on the same channel as commands, so a command sent after
 //! the tracker reported an exit always sees that exit (FIFO).
-//!
-//! Past ~600 lines because the registry actor owns apps, lifecycle reports and reload diffs as one state machine; the hot-read snapshot is split out (registry/snapshot.rs).
 
 use crate::actor::call;
 use crate::config::{self, AppSpec, Config, ConfigError, Settings};

@@ -1,3 +1,4 @@
+// Why this file is past ~600 lines: because the `Agents` handle and its actor share the session table's private types; the parts with their own job (tmux, engine, input, record, wrapper) are already split out.
 //! Interactive coding agents in tmux (API.md §10).
 //!
 //! [`Agents`] is a handle shared by the HTTP workers; one monitor thread runs
@@ -12,8 +13,6 @@
 //! then silence. Layout: `engine.rs` (status engine), `input.rs` (input queue),
 //! `tmux.rs` (the private server), `wrapper.rs` (`agent-exec`), this file
 //! (spawn, re-adoption, kill, queries).
-//!
-//! Past ~600 lines because the `Agents` handle and its actor share the session table's private types; the parts with their own job (tmux, engine, input, record, wrapper) are already split out.
 
 mod engine;
 mod input;

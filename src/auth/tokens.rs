@@ -1,3 +1,4 @@
+// Why this file is past ~600 lines: only with its unit tests (the code is ~610 lines: the store, the token string and the file reload belong to one file format).
 //! The token store (API.md §12 "Tokens"): the admin token in `<cfg>/token`
 //! (every scope) and scoped tokens in `<cfg>/tokens.json` (0600, written
 //! atomically, holding only SHA-256 hashes).
@@ -11,8 +12,6 @@
 //! size, inode); a changed file is re-read. A broken `tokens.json` or token
 //! file keeps the previous set and reports through the `on_invalid` callback
 //! (the daemon emits `config.invalid`).
-//!
-//! Past ~600 lines only with its unit tests (the code is ~610 lines: the store, the token string and the file reload belong to one file format).
 
 use super::cidr;
 use super::scopes::{self, Scope};

@@ -1,3 +1,4 @@
+// Why this file is past ~600 lines: because the raw schema and its validation read the same private structs; ranges, sources, diagnostics and the sub-schemas live in their own files.
 //! Config: `<cfg>/config.yml` plus drop-ins `<cfg>/apps.d/*.yml` (API.md §6,
 //! docs/api.md §6).
 //!
@@ -8,8 +9,6 @@
 //! offending value through `serde_saphyr::Spanned`. Files are read by
 //! `sources.rs` (4 MiB cap, content fingerprint); `diag.rs` holds the error
 //! types; `check.rs` the daemon-less `config check`.
-//!
-//! Past ~600 lines because the raw schema and its validation read the same private structs; ranges, sources, diagnostics and the sub-schemas live in their own files.
 
 pub mod agents;
 mod check;

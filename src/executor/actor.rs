@@ -1,3 +1,4 @@
+// Why this file is past ~600 lines: because every state change of a run goes through this one loop (submit, start, exit, cancel, retention); scheduling, resolution, kill, recovery and delegation are already split out.
 //! The executor actor's thread: owns the records, outputs and running runs,
 //! turns commands into state changes, launches runs (each in its own process
 //! group with a run thread, run.rs), and enforces timeouts, cancels and the
@@ -5,8 +6,6 @@
 //! from resolve.rs, `git status` from delegation.rs (off this thread), and
 //! records reach disk through the record writer (persist.rs) before anything
 //! shows them.
-//!
-//! Past ~600 lines because every state change of a run goes through this one loop (submit, start, exit, cancel, retention); scheduling, resolution, kill, recovery and delegation are already split out.
 
 use super::delegation;
 use super::output::Output;

@@ -1,11 +1,10 @@
+// Why this file is past ~600 lines: only with its unit tests (~600 lines of code: the chunked writer, stream slots and the hangup probe serve every SSE route).
 //! Server-Sent Events writer (WHATWG HTML §9.2 "Server-sent events", the
 //! `text/event-stream` format) over a raw tiny_http connection.
 //!
 //! tiny_http buffers chunked responses (DESIGN.md §4), so streams write the status
 //! line, headers and `Transfer-Encoding: chunked` framing themselves, one chunk per
 //! frame, and flush after each batch of frames that were ready at once.
-//!
-//! Past ~600 lines only with its unit tests (~600 lines of code: the chunked writer, stream slots and the hangup probe serve every SSE route).
 
 use crate::events::{Event, Subscription};
 use crossbeam_channel::RecvTimeoutError;

@@ -1,3 +1,4 @@
+// Why this file is past ~600 lines: only with its unit tests (~650 lines of code: each built-in tool's schema sits next to its call).
 //! The MCP tool catalog (API.md §13): one tool per task with `mcp: true`, plus
 //! the built-ins `run_task`, `get_execution`, `execution_output`,
 //! `cancel_execution`, `delegate` and `ask_human`. Served the same way over
@@ -11,8 +12,6 @@
 //! means the admin token (everything visible). The tool list and JSON
 //! Schemas are in `catalog.rs`; this file (~600 lines) keeps the call logic
 //! of every tool kind together.
-//!
-//! Past ~600 lines only with its unit tests (~650 lines of code: each built-in tool's schema sits next to its call).
 
 pub use super::catalog::catalog;
 
