@@ -47,7 +47,7 @@ def start_daemon(binary, work):
     os.makedirs(cfg)
     os.makedirs(state)
     with open(os.path.join(cfg, "config.yml"), "w") as f:
-        f.write("log_level: warn\nsse_max_streams: 2000\nsse_queue_capacity: 4096\n"
+        f.write("log_level: warn\nsse_max_streams: 1024\nsse_queue_capacity: 4096\n"
                 "sse_heartbeat_ms: 15000\napps: []\n")
     env = dict(os.environ, ORCHESTRATR_CONFIG_DIR=cfg, ORCHESTRATR_STATE_DIR=state)
     log = open(os.path.join(work, "daemon.log"), "w")
