@@ -2,78 +2,15 @@
 //! tmux server per test (its socket lives in the test's own state dir), and a
 //! scripted stand-in agent (tests/fixtures/standin_agent.py).
 
+use crate::agent_support::{Env, config};
 use crate::common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-fn fixture() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/standin_agent.py")
-        .display()
-        .to_string()
-}
-
-fn config(ws: &Path) -> String {
-    format!(
-        r#"workspaces: ["{ws}"]
-agents:
-  standin:
-    interactive: ["python3", "{fx}"]
-    detect: shell
-    prompt_patterns: ["(y/n)"]
-    busy_patterns: ["WORKING"]
-    idle_after_ms: 700
-    submit_delay_ms: 50
-    max_sessions: 4
-  shell:
-    interactive: ["/bin/sh"]
-    detect: shell
-"#,
-        ws = ws.display(),
-        fx = fixture()
-    )
-}
-
-/// A daemon plus the tmux server it starts; the server is killed on drop.
-struct Env {
-    d: Option<Daemon>,
-    ws: PathBuf,
-    state: PathBuf,
-}
-
 impl Env {
-    fn new() -> Env {
-        let dirs = Dirs::new();
-        let ws = dirs.scratch().join("ws");
-        std::fs::create_dir_all(&ws).unwrap();
-        dirs.write("config.yml", &config(&ws));
-        let state = dirs.state.clone();
-        let d = Daemon::start_in(dirs, &[]);
-        Env {
-            d: Some(d),
-            ws,
-            state,
-        }
-    }
-    fn d(&self) -> &Daemon {
-        self.d.as_ref().unwrap()
-    }
-    fn sock(&self) -> PathBuf {
-        self.state.join("agents/tmux.sock")
-    }
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
-        let auth = self.d().auth_header();
-        let b = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut h = vec![("Authorization", auth.as_str())];
-        if body.is_some() {
-            h.push(("Content-Type", "application/json"));
-        }
-        self.d().request(method, path, &h, b.as_bytes())
-    }
     fn spawn(&self, name: &str) -> Value {
         let r = self.call(
             "POST",
@@ -84,11 +21,6 @@ impl Env {
             ),
         );
         assert_eq!(r.status, 201, "{}", r.text());
-        r.json()
-    }
-    fn agent(&self, id: &str) -> Value {
-        let r = self.call("GET", &format!("/agents/{id}"), None);
-        assert_eq!(r.status, 200, "{}", r.text());
         r.json()
     }
     fn wait_status(&self, id: &str, status: &str, source: &str) -> Value {
@@ -108,17 +40,6 @@ impl Env {
     fn output(&self, id: &str) -> String {
         self.call("GET", &format!("/agents/{id}/output"), None)
             .text()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(self.sock())
-            .arg("kill-server")
-            .env_remove("TMUX")
-            .output();
     }
 }
 

@@ -3,74 +3,14 @@
 //! real binary, a real private tmux server per test, and the scripted stand-in
 //! agent (tests/fixtures/standin_agent.py).
 
+use crate::agent_support::Env;
 use crate::common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn fixture() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/standin_agent.py")
-        .display()
-        .to_string()
-}
-
-fn config(ws: &Path) -> String {
-    format!(
-        r#"workspaces: ["{ws}"]
-agents:
-  standin:
-    interactive: ["python3", "{fx}"]
-    detect: shell
-    prompt_patterns: ["(y/n)"]
-    busy_patterns: ["WORKING"]
-    idle_after_ms: 700
-    submit_delay_ms: 50
-    max_sessions: 4
-  shell:
-    interactive: ["/bin/sh"]
-    detect: shell
-"#,
-        ws = ws.display(),
-        fx = fixture()
-    )
-}
-
-/// A daemon plus the tmux server it starts; the server is killed on drop.
-struct Env {
-    d: Option<Daemon>,
-    ws: PathBuf,
-    state: PathBuf,
-}
-
 impl Env {
-    fn new() -> Env {
-        let dirs = Dirs::new();
-        let ws = dirs.scratch().join("ws");
-        std::fs::create_dir_all(&ws).unwrap();
-        dirs.write("config.yml", &config(&ws));
-        let state = dirs.state.clone();
-        let d = Daemon::start_in(dirs, &[]);
-        Env {
-            d: Some(d),
-            ws,
-            state,
-        }
-    }
-    fn d(&self) -> &Daemon {
-        self.d.as_ref().unwrap()
-    }
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Resp {
-        let auth = self.d().auth_header();
-        let b = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut h = vec![("Authorization", auth.as_str())];
-        if body.is_some() {
-            h.push(("Content-Type", "application/json"));
-        }
-        self.d().request(method, path, &h, b.as_bytes())
-    }
     /// Spawn a stand-in and wait until it is idle (up and silent).
     fn spawn_idle(&self, name: &str) -> String {
         let r = self.call(
@@ -88,11 +28,6 @@ impl Env {
         });
         id
     }
-    fn agent(&self, id: &str) -> Value {
-        let r = self.call("GET", &format!("/agents/{id}"), None);
-        assert_eq!(r.status, 200, "{}", r.text());
-        r.json()
-    }
     fn delegate(&self, body: &Value) -> Resp {
         self.call("POST", "/delegate", Some(body))
     }
@@ -106,17 +41,6 @@ impl Env {
             let t = self.ticket(id);
             (t["status"] == status).then_some(t)
         })
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(self.state.join("agents/tmux.sock"))
-            .arg("kill-server")
-            .env_remove("TMUX")
-            .output();
     }
 }
 

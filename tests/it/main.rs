@@ -6,6 +6,8 @@
 
 mod common;
 mod exec_support;
+// Shared by the agent tests.
+mod agent_support;
 
 mod agents;
 mod api_routes;

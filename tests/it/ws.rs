@@ -5,6 +5,7 @@
 
 use crate::common;
 
+use crate::agent_support::fixture;
 use common::*;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -15,13 +16,6 @@ use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
 
 type Ws = WebSocket<TcpStream>;
-
-fn fixture() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/standin_agent.py")
-        .display()
-        .to_string()
-}
 
 fn config(ws: &Path) -> String {
     format!(
